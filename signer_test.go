@@ -1,0 +1,214 @@
+package webanksign
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"math"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The known-answer vectors of the protocol notes (shared/webank-protocol.md):
+// both use the five-value order_no scheme that getOcrResult uses.
+func TestSignKnownAnswers(t *testing.T) {
+	tests := []struct {
+		name                                   string
+		appID, orderNo, version, ticket, nonce string
+		want                                   string
+	}{
+		{
+			name:    "vector 1",
+			appID:   "appId001",
+			orderNo: "aabc1457895464",
+			version: "1.0.0",
+			ticket:  "FxlAe3HFtEy73Um0pJNzIUriwtfnS3KRcPXiesd5ulS4XRAIcT0FbfaP52dwZf5S",
+			nonce:   "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T",
+			want:    "993D057C652D97FD90D5D298F2E5DC4B8D893CBC",
+		},
+		{
+			name:    "vector 3",
+			appID:   "IDAXXXXX",
+			orderNo: "orderNo596551",
+			version: "1.0.0",
+			ticket:  "XO99Qfxlti9iTVgHAjwvJdAZKN3nMuUhrsPdPlPVKlcyS50N6tlLnfuFBPIucaMS",
+			nonce:   "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T",
+			want:    "6CD5F0DBCFA1155E2A66754B33C2E67DD358393B",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sign(tt.appID, tt.orderNo, tt.version, tt.ticket, tt.nonce); got != tt.want {
+				t.Errorf("sign(...) = %s, want %s", got, tt.want)
+			}
+			// The five values are sorted, so the order of the arguments must not matter.
+			if got := sign(tt.nonce, tt.ticket, tt.version, tt.orderNo, tt.appID); got != tt.want {
+				t.Errorf("sign(reversed) = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// A case-insensitive sort gives a different signature (the protocol notes
+// list the wrong answer for vector 1); byte order puts "F" before "a".
+func TestSignIsByteOrderNotCaseInsensitive(t *testing.T) {
+	const wrong = "6993167F07AAE4813B2265E96838036F1376908F"
+	got := sign("appId001", "aabc1457895464", "1.0.0",
+		"FxlAe3HFtEy73Um0pJNzIUriwtfnS3KRcPXiesd5ulS4XRAIcT0FbfaP52dwZf5S", "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T")
+	if got == wrong {
+		t.Fatalf("sign = %s, the case-insensitive answer", got)
+	}
+}
+
+// referenceSign is an independent computation of the signature for
+// arbitrary values: sort.Strings, string concatenation, hex, upper case.
+func referenceSign(vals ...string) string {
+	s := append([]string(nil), vals...)
+	sort.Strings(s)
+	sum := sha1.Sum([]byte(strings.Join(s, "")))
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+func TestSignMatchesReference(t *testing.T) {
+	tests := [][5]string{
+		{"", "", "", "", ""},
+		{"a", "a", "a", "a", "a"},
+		{"IDA1", "ORD-1", "1.0.0", "ticket", "nonce"},
+		{"应用", "订单", "1.0.0", "票据", "Ωmega"}, // non-ASCII: UTF-8 bytes are sorted
+		{"Z", "a", "_", "-", "0"},
+	}
+	for _, v := range tests {
+		if got, want := sign(v[0], v[1], v[2], v[3], v[4]), referenceSign(v[:]...); got != want {
+			t.Errorf("sign(%q) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+func TestNonce(t *testing.T) {
+	const n = 20000
+	seen := make(map[string]bool, n)
+	counts := make(map[rune]int)
+	for range n {
+		nonce := newNonce()
+		if len(nonce) != nonceLen {
+			t.Fatalf("len(newNonce()) = %d, want %d", len(nonce), nonceLen)
+		}
+		for _, c := range nonce {
+			if !strings.ContainsRune(nonceAlphabet, c) {
+				t.Fatalf("newNonce() = %q: %q is not in [A-Za-z0-9]", nonce, c)
+			}
+			counts[c]++
+		}
+		if seen[nonce] {
+			t.Fatalf("newNonce() repeated %q", nonce)
+		}
+		seen[nonce] = true
+	}
+	if len(counts) != len(nonceAlphabet) {
+		t.Errorf("nonces used %d distinct characters, want all %d", len(counts), len(nonceAlphabet))
+	}
+	// Each character is expected n*32/62 times. A biased draw (taking b%62 of
+	// every byte) makes the first 8 characters 1/31 more likely than the rest:
+	// +3.2%, about 9 standard deviations here. Allow 6.
+	expected := float64(n*nonceLen) / float64(len(nonceAlphabet))
+	sd := math.Sqrt(expected)
+	for c, got := range counts {
+		if math.Abs(float64(got)-expected) > 6*sd {
+			t.Errorf("character %q drawn %d times, want %.0f ± %.0f", c, got, expected, 6*sd)
+		}
+	}
+}
+
+func TestCheckOrderNo(t *testing.T) {
+	tests := []struct {
+		name   string
+		values []string
+		want   error
+	}{
+		{"plain", []string{"ORD20261126001"}, nil},
+		{"underscore and dash", []string{"a_b-C9"}, nil},
+		{"32 characters", []string{strings.Repeat("x", 32)}, nil},
+		{"missing", nil, errOrderNoMissing},
+		{"empty", []string{""}, errOrderNoEmpty},
+		{"repeated", []string{"A1", "A1"}, errOrderNoRepeat},
+		{"33 characters", []string{strings.Repeat("x", 33)}, errOrderNoLong},
+		{"space", []string{"A 1"}, errOrderNoChars},
+		{"dot", []string{"A.1"}, errOrderNoChars},
+		{"CRLF (header injection)", []string{"A1\r\nX-Evil: 1"}, errOrderNoChars},
+		{"short newline", []string{"A1\nB"}, errOrderNoChars},
+		{"ampersand", []string{"A1&sign=x"}, errOrderNoChars},
+		{"non-ASCII", []string{"订单1"}, errOrderNoChars},
+		{"NUL", []string{"A\x00"}, errOrderNoChars},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := checkOrderNo(tt.values)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("checkOrderNo(%q) error = %v, want %v", tt.values, err, tt.want)
+			}
+			if err == nil && got != tt.values[0] {
+				t.Errorf("checkOrderNo(%q) = %q, want %q", tt.values, got, tt.values[0])
+			}
+		})
+	}
+}
+
+func TestClientAndSignQuery(t *testing.T) {
+	const appID, version, ticket = "IDA00001", "1.0.0", "T1cket"
+	tests := []struct {
+		name    string
+		raw     string
+		wantErr error
+		keep    url.Values // client parameters that must come through unchanged
+	}{
+		{name: "order_no only", raw: "order_no=A1", keep: url.Values{"order_no": {"A1"}}},
+		{name: "photos and native place", raw: "order_no=A1&get_file=1&get_native=1",
+			keep: url.Values{"get_file": {"1"}, "get_native": {"1"}}},
+		{name: "client sign, nonce and version dropped", raw: "order_no=A1&sign=DEADBEEF&nonce=x&version=9&sign=Y"},
+		{name: "matching client app_id", raw: "app_id=IDA00001&order_no=A1"},
+		{name: "percent-encoded name is decoded", raw: "order%5Fno=A1", keep: url.Values{"order_no": {"A1"}}},
+		{name: "other app_id", raw: "app_id=IDA99999&order_no=A1", wantErr: errAppIDMismatch},
+		{name: "two app_ids, one other", raw: "app_id=IDA00001&app_id=X&order_no=A1", wantErr: errAppIDMismatch},
+		{name: "semicolon separator", raw: "order_no=A1;sign=X", wantErr: errQueryMalformed},
+		{name: "bad escape", raw: "order_no=A1&x=%zz", wantErr: errQueryMalformed},
+		{name: "no order_no", raw: "get_file=1", wantErr: errOrderNoMissing},
+		{name: "empty query", raw: "", wantErr: errOrderNoMissing},
+		{name: "repeated order_no", raw: "order_no=A1&order_no=A2", wantErr: errOrderNoRepeat},
+		{name: "encoded ampersand in order_no", raw: "order_no=A1%26sign%3DX", wantErr: errOrderNoChars},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cq, orderNo, err := clientQuery(tt.raw, appID)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("clientQuery(%q) error = %v, want %v", tt.raw, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got := signQuery(cq, appID, orderNo, version, ticket)
+			q, err := url.ParseQuery(got)
+			if err != nil {
+				t.Fatalf("signQuery(%q) = %q, which does not parse: %v", tt.raw, got, err)
+			}
+			for _, k := range []string{paramAppID, paramOrderNo, paramNonce, paramVersion, paramSign} {
+				if len(q[k]) != 1 {
+					t.Fatalf("signQuery(%q) = %q: %s has %d values, want 1", tt.raw, got, k, len(q[k]))
+				}
+			}
+			if q.Get(paramAppID) != appID || q.Get(paramVersion) != version || len(q.Get(paramNonce)) != nonceLen {
+				t.Errorf("signQuery(%q) = %q: wrong app_id, version or nonce", tt.raw, got)
+			}
+			want := referenceSign(appID, q.Get(paramOrderNo), version, ticket, q.Get(paramNonce))
+			if q.Get(paramSign) != want {
+				t.Errorf("signQuery(%q) sign = %s, want %s", tt.raw, q.Get(paramSign), want)
+			}
+			for k, vs := range tt.keep {
+				if strings.Join(q[k], ",") != strings.Join(vs, ",") {
+					t.Errorf("signQuery(%q): %s = %q, want %q", tt.raw, k, q[k], vs)
+				}
+			}
+		})
+	}
+}
