@@ -1,0 +1,233 @@
+package webanksign
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// This file fetches an access token and a SIGN ticket from WeBank's oauth2
+// endpoints and parses the answers. Its errors are written for operators and
+// clients alike: they say which step failed and how, and never carry the
+// secret, the token or the ticket (nor the token URL, whose query holds them).
+
+const (
+	oauthVersion = "1.0.0" // the version the oauth2 endpoints expect
+
+	// WeBank's documented maximum lifetimes. A longer expire_in is capped:
+	// the docs promise no more, and a huge value would disable expiry.
+	maxTokenLife  = 7200 * time.Second
+	maxTicketLife = 3600 * time.Second
+
+	maxOAuthBody = 64 << 10 // token and ticket answers are a few hundred bytes
+)
+
+// credentials identify an app at WeBank.
+type credentials struct {
+	appID   string
+	secret  string // never logged
+	baseURL string // without a trailing slash
+}
+
+// fetchError says why no ticket could be had. Its text is safe to show.
+type fetchError struct {
+	Step  string // "access token" or "SIGN ticket"
+	Class string // transport, timeout, http_status, code, malformed
+	Msg   string
+}
+
+func (e *fetchError) Error() string { return "fetching " + e.Step + ": " + e.Msg }
+
+// fetchTicket gets a fresh access token and, with it, a SIGN ticket. It
+// returns the ticket and how long it may be used: the shorter of the token's
+// and the ticket's expire_in, since a ticket dies with its token.
+func fetchTicket(ctx context.Context, client *http.Client, c credentials) (string, time.Duration, error) {
+	var tok struct {
+		Code        json.RawMessage `json:"code"`
+		Msg         string          `json:"msg"`
+		AccessToken string          `json:"access_token"`
+		ExpireIn    json.RawMessage `json:"expire_in"`
+	}
+	const tokenStep = "access token"
+	err := getJSON(ctx, client, tokenStep, c.baseURL+"/api/oauth2/access_token", url.Values{
+		"app_id":     {c.appID},
+		"secret":     {c.secret},
+		"grant_type": {"client_credential"},
+		"version":    {oauthVersion},
+	}, &tok)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := checkCode(tokenStep, tok.Code, tok.Msg, c.secret); err != nil {
+		return "", 0, err
+	}
+	if tok.AccessToken == "" {
+		return "", 0, &fetchError{tokenStep, "malformed", "answer has no access_token"}
+	}
+	tokenLife, err := parseExpireIn(tokenStep, tok.ExpireIn, maxTokenLife)
+	if err != nil {
+		return "", 0, err
+	}
+
+	var tkt struct {
+		Code    json.RawMessage `json:"code"`
+		Msg     string          `json:"msg"`
+		Tickets []struct {
+			Value    string          `json:"value"`
+			ExpireIn json.RawMessage `json:"expire_in"`
+		} `json:"tickets"`
+	}
+	const ticketStep = "SIGN ticket"
+	err = getJSON(ctx, client, ticketStep, c.baseURL+"/api/oauth2/api_ticket", url.Values{
+		"app_id":       {c.appID},
+		"access_token": {tok.AccessToken},
+		"type":         {"SIGN"},
+		"version":      {oauthVersion},
+	}, &tkt)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := checkCode(ticketStep, tkt.Code, tkt.Msg, c.secret, tok.AccessToken); err != nil {
+		return "", 0, err
+	}
+	if len(tkt.Tickets) == 0 || tkt.Tickets[0].Value == "" {
+		return "", 0, &fetchError{ticketStep, "malformed", "answer has no tickets[0].value"}
+	}
+	ticketLife, err := parseExpireIn(ticketStep, tkt.Tickets[0].ExpireIn, maxTicketLife)
+	if err != nil {
+		return "", 0, err
+	}
+	return tkt.Tickets[0].Value, min(tokenLife, ticketLife), nil
+}
+
+// getJSON GETs endpoint?query and decodes a JSON object into v.
+func getJSON(ctx context.Context, client *http.Client, step, endpoint string, query url.Values, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+query.Encode(), nil)
+	if err != nil {
+		return &fetchError{step, "transport", "building request: " + redactURLError(err).Error()}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &fetchError{step, "timeout", "no answer in time"}
+		}
+		return &fetchError{step, "transport", redactURLError(err).Error()}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &fetchError{step, "http_status", "endpoint answered HTTP " + strconv.Itoa(resp.StatusCode)}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOAuthBody+1))
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &fetchError{step, "timeout", "answer not complete in time"}
+		}
+		return &fetchError{step, "transport", "reading answer: " + redactURLError(err).Error()}
+	}
+	if len(body) > maxOAuthBody {
+		return &fetchError{step, "malformed", "answer larger than 64 KiB"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return &fetchError{step, "malformed", "answer is not a JSON object"}
+	}
+	return nil
+}
+
+// checkCode accepts code "0" (or 0) and turns anything else into an error that
+// quotes WeBank's code and msg, unless the msg echoes one of the secrets.
+func checkCode(step string, raw json.RawMessage, msg string, secrets ...string) error {
+	code, ok := jsonScalar(raw)
+	if !ok {
+		return &fetchError{step, "malformed", "answer has no code"}
+	}
+	if code == "0" {
+		return nil
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(msg, s) {
+			msg = "(message withheld)"
+		}
+	}
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return &fetchError{step, "code", fmt.Sprintf("endpoint answered code %q: %s", code, strings.ToValidUTF8(msg, ""))}
+}
+
+// parseExpireIn reads expire_in, which WeBank sends as a number or a string of
+// seconds. Missing means the documented maximum; zero, negative or non-numeric
+// is an error, larger than max is capped.
+func parseExpireIn(step string, raw json.RawMessage, max time.Duration) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return max, nil
+	}
+	s, ok := jsonScalar(raw)
+	if !ok {
+		return 0, &fetchError{step, "malformed", "expire_in is not a number"}
+	}
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil || secs != secs { // NaN
+		return 0, &fetchError{step, "malformed", "expire_in is not a number"}
+	}
+	if secs < 1 {
+		return 0, &fetchError{step, "malformed", "expire_in is not positive"}
+	}
+	if secs >= max.Seconds() {
+		return max, nil
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+// jsonScalar returns a JSON string's content or a JSON number's text.
+func jsonScalar(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return "", false
+		}
+		return s, true
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return "", false
+	}
+	return n.String(), true
+}
+
+// redactURLError drops the query from a *url.Error, whose text otherwise
+// holds the whole request URL: secret or access_token included.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u, _, _ := strings.Cut(ue.URL, "?")
+		return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
+	}
+	return err
+}
+
+// newOAuthClient returns the client used for the oauth2 endpoints. It never
+// follows redirects: a redirect is reported, not chased with the secret.
+func newOAuthClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}

@@ -1,0 +1,347 @@
+// Package webanksign is a Caddy HTTP handler that signs requests to WeBank's
+// (Tencent Cloud FaceID) server APIs, starting with the ID-card OCR result
+// query getOcrResult, so that legacy applications can call them without ever
+// holding the app secret. See README.md.
+package webanksign
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("webank_sign", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("webank_sign", httpcaddyfile.Before, "reverse_proxy")
+}
+
+const (
+	defaultBaseURL      = "https://idasc.webank.com"
+	defaultVersion      = "1.0.0"
+	defaultRefresh      = 20 * time.Minute // WeBank asks for a new token about every 20 minutes
+	defaultFetchTimeout = 10 * time.Second
+)
+
+// WeBank's answers that mean "this ticket (or its access token) is no longer
+// valid" in public clients; see the protocol notes, section 4.
+var defaultRetryCodes = []string{"15", "400101"}
+
+// Handler adds WeBank's signing parameters to GET and HEAD requests so that
+// a following reverse_proxy can forward them: app_id, a fresh 32-character
+// nonce, version, and the SHA1 sign over app_id, order_no, version, the SIGN
+// ticket and the nonce. It obtains the access token and the SIGN ticket
+// itself, caches them per app, and refreshes them before they expire.
+//
+// The client's order_no must be 1 to 32 characters of [A-Za-z0-9_-]. What the
+// client sends for sign, nonce and version is discarded; an app_id other than
+// the configured one is refused. Other parameters (get_file, get_native, …)
+// pass through. Bad requests, other methods, and requests that cannot be
+// signed because no ticket can be had are answered here with a JSON body
+// {"code": "…", "msg": "…"} and are not forwarded.
+//
+// If WeBank answers a signed request with one of retry_codes, the ticket is
+// dropped and the request is signed again with a new ticket and nonce and
+// retried once; the client sees only the final answer.
+type Handler struct {
+	// The WeBank app ID (WBappid) requests are signed for. Required.
+	// Accepts placeholders, expanded once at provision time.
+	AppID string `json:"app_id,omitempty"`
+
+	// The app secret, used only to obtain access tokens. Required. Give it as
+	// a placeholder, such as {env.WEBANK_SECRET} or {file./run/secrets/webank},
+	// so that it stays out of the config; it is expanded once, at provision
+	// time, and never logged. A literal secret draws a warning.
+	Secret string `json:"secret,omitempty"`
+
+	// Where access tokens and SIGN tickets are fetched from: the scheme and
+	// host of WeBank's oauth2 endpoints. Default: https://idasc.webank.com.
+	// Accepts placeholders.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// The API version sent and signed. Default: 1.0.0. Accepts placeholders.
+	Version string `json:"version,omitempty"`
+
+	// How often the access token and SIGN ticket are replaced, ahead of their
+	// expiry, as a duration string such as "20m". They are also replaced
+	// earlier if WeBank's expire_in says so. Default: 20m. Accepts placeholders.
+	Refresh string `json:"refresh,omitempty"`
+
+	// The longest a token+ticket fetch may take before requests waiting on it
+	// are answered 502, as a duration string. Default: 10s. Accepts placeholders.
+	FetchTimeout string `json:"fetch_timeout,omitempty"`
+
+	// WeBank answer codes that mean the ticket is no longer valid: the request
+	// is signed again with a new ticket and retried once. Default: ["15",
+	// "400101"]. ["off"] disables the retry. Accepts placeholders.
+	RetryCodes []string `json:"retry_codes,omitempty"`
+
+	creds      credentials // expanded; creds.secret is never logged
+	version    string
+	refresh    time.Duration
+	timeout    time.Duration
+	retryCodes map[string]bool
+	key        string // the app's key in the ticket cache
+	cache      *ticketCache
+	logger     *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.webank_sign",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+var (
+	appIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	versionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+)
+
+// Provision sets up h: it expands placeholders, applies defaults, parses
+// values and joins the shared ticket cache. It does not talk to WeBank.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	expand := func(option, val, def string) (string, error) {
+		if val == "" {
+			return def, nil
+		}
+		out, err := repl.ReplaceOrErr(val, true, true)
+		if err != nil {
+			return "", fmt.Errorf("%s: expanding placeholders: %w", option, err)
+		}
+		return out, nil
+	}
+	var err error
+	if h.creds.appID, err = expand("app_id", h.AppID, ""); err != nil {
+		return err
+	}
+	if h.creds.secret, err = expand("secret", h.Secret, ""); err != nil {
+		return err
+	}
+	if h.Secret != "" && !strings.Contains(h.Secret, "{") {
+		h.logger.Warn("secret is written into the config; give it as a placeholder such as {env.WEBANK_SECRET} or {file./run/secrets/webank} so that it stays out of config files and `caddy adapt` output")
+	}
+	base, err := expand("base_url", h.BaseURL, defaultBaseURL)
+	if err != nil {
+		return err
+	}
+	if h.creds.baseURL, err = parseBaseURL(base); err != nil {
+		return fmt.Errorf("base_url: %w", err)
+	}
+	if h.version, err = expand("version", h.Version, defaultVersion); err != nil {
+		return err
+	}
+	if h.refresh, err = parseDuration("refresh", h.Refresh, defaultRefresh, expand); err != nil {
+		return err
+	}
+	if h.timeout, err = parseDuration("fetch_timeout", h.FetchTimeout, defaultFetchTimeout, expand); err != nil {
+		return err
+	}
+	codes := h.RetryCodes
+	if len(codes) == 0 {
+		codes = defaultRetryCodes
+	}
+	h.retryCodes = make(map[string]bool, len(codes))
+	for _, c := range codes {
+		code, err := expand("retry_codes", c, "")
+		if err != nil {
+			return err
+		}
+		h.retryCodes[code] = true
+	}
+	if h.retryCodes["off"] {
+		if len(h.retryCodes) > 1 {
+			return errors.New("retry_codes: 'off' cannot be combined with codes")
+		}
+		h.retryCodes = nil
+	}
+	if u, _ := url.Parse(h.creds.baseURL); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		h.logger.Warn("base_url uses plain http: the secret and the access token cross the network unencrypted",
+			zap.String("base_url", h.creds.baseURL))
+	}
+
+	val, _, err := tickets.LoadOrNew(ticketsPoolKey, func() (caddy.Destructor, error) {
+		return newTicketCache(defaultCacheSize, h.logger.Named("tickets")), nil
+	})
+	if err != nil {
+		return err
+	}
+	h.cache = val.(*ticketCache)
+	h.key = appKey(h.creds)
+	h.cache.register(h.key, appConfig{creds: h.creds, refresh: h.refresh, timeout: h.timeout}, h.logger.Named("tickets"))
+	return nil
+}
+
+// parseDuration expands and parses a duration option.
+func parseDuration(option, val string, def time.Duration, expand func(option, val, def string) (string, error)) (time.Duration, error) {
+	s, err := expand(option, val, "")
+	if err != nil || s == "" {
+		return def, err
+	}
+	d, err := caddy.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: parsing %q: %v", option, s, err)
+	}
+	return d, nil
+}
+
+// parseBaseURL checks that s is an http(s) URL with a host and nothing after
+// its path, and returns it without a trailing slash.
+func parseBaseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("parsing %q: %v", s, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q: scheme must be https or http", s)
+	case u.Host == "":
+		return "", fmt.Errorf("%q: no host", s)
+	case u.User != nil:
+		return "", fmt.Errorf("%q: must not hold user information", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("%q: must not have a query or fragment", s)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Validate checks that h is complete and sane.
+func (h *Handler) Validate() error {
+	switch {
+	case h.AppID == "":
+		return errors.New("app_id is required")
+	case !appIDPattern.MatchString(h.creds.appID):
+		return fmt.Errorf("app_id: %q is not 1 to 64 characters of [A-Za-z0-9_.-]", h.creds.appID)
+	case h.Secret == "":
+		return errors.New("secret is required")
+	case h.creds.secret == "":
+		return errors.New("secret: is empty")
+	case !versionPattern.MatchString(h.version):
+		return fmt.Errorf("version: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", h.version)
+	case h.refresh <= 0:
+		return fmt.Errorf("refresh: must be positive, not %v", h.refresh)
+	case h.timeout <= 0:
+		return fmt.Errorf("fetch_timeout: must be positive, not %v", h.timeout)
+	}
+	for code := range h.retryCodes {
+		if code == "" || code == "0" {
+			return fmt.Errorf("retry_codes: %q is not an error code", code)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases h's hold on the ticket cache.
+func (h *Handler) Cleanup() error {
+	if h.cache == nil {
+		return nil
+	}
+	h.cache.unregister(h.key)
+	_, err := tickets.Delete(ticketsPoolKey)
+	return err
+}
+
+// ServeHTTP signs r and passes it to next, or answers it with a JSON error.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			"only GET and HEAD requests are signed")
+	}
+	q, orderNo, err := clientQuery(r.URL.RawQuery, h.creds.appID)
+	if err != nil {
+		var qe *queryError
+		errors.As(err, &qe)
+		return writeError(w, qe.Status, qe.Code, qe.Msg)
+	}
+	t, err := h.cache.ticket(r.Context(), h.key)
+	if err != nil {
+		return h.unavailable(w, err)
+	}
+
+	// r.URL carries the signed query to the next handler; r.RequestURI stays
+	// as the client sent it, since reverse_proxy logs it. Restore the client's
+	// query afterwards, so that nothing later (logs, placeholders) sees sign.
+	clientRaw := r.URL.RawQuery
+	defer func() { r.URL.RawQuery = clientRaw }()
+	r.URL.RawQuery = signQuery(q, h.creds.appID, orderNo, h.version, t.value)
+	if ce := h.logger.Check(zapcore.DebugLevel, "request signed"); ce != nil {
+		ce.Write(zap.String("app_id", h.creds.appID), zap.Duration("ticket_age", time.Since(t.fetched)))
+	}
+	if h.retryCodes == nil || r.Method == http.MethodHead {
+		return next.ServeHTTP(w, r)
+	}
+
+	probe := newRetryProbe(w)
+	if err := next.ServeHTTP(probe, r); err != nil {
+		return err // if nothing was sent yet, Caddy answers with the error's status
+	}
+	code := probe.code()
+	if !h.retryCodes[code] || !h.cache.invalidate(h.key, t) {
+		return probe.commit()
+	}
+	h.logger.Info("WeBank rejected the ticket; retrying with a new one",
+		zap.String("app_id", h.creds.appID), zap.String("code", code))
+	t, err = h.cache.ticket(r.Context(), h.key)
+	if err != nil {
+		return h.unavailable(w, err)
+	}
+	r.URL.RawQuery = signQuery(q, h.creds.appID, orderNo, h.version, t.value)
+	return next.ServeHTTP(w, r)
+}
+
+// unavailable answers a request that cannot be signed because no ticket can
+// be had. err says why, without secrets.
+func (h *Handler) unavailable(w http.ResponseWriter, err error) error {
+	return writeError(w, http.StatusBadGateway, "ticket_unavailable",
+		fmt.Sprintf("no SIGN ticket for app_id %s: %v", h.creds.appID, err))
+}
+
+// writeError answers with status and a fixed JSON body. The response is
+// then complete, so it returns nil.
+func writeError(w http.ResponseWriter, status int, code, msg string) error {
+	body, _ := json.Marshal(struct {
+		Code string `json:"code"`
+		Msg  string `json:"msg"`
+	}{code, msg})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

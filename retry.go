@@ -1,0 +1,134 @@
+package webanksign
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+)
+
+// maxProbe is how much of an upstream answer is held back to read WeBank's
+// code. Its token and ticket errors are a few dozen bytes; an answer longer
+// than this is not one of them and is streamed from then on.
+const maxProbe = 4 << 10
+
+// retryProbe is the ResponseWriter the next handler writes the first attempt
+// to. It holds back the status, the headers and up to maxProbe bytes of body.
+// If the answer ends within that, the handler reads WeBank's code from it and
+// either discards it (to retry with a new ticket) or sends it; a longer answer
+// is sent as soon as it outgrows the buffer and streams from there. Nothing
+// is ever buffered whole. It is not safe for concurrent use, as no
+// ResponseWriter is.
+type retryProbe struct {
+	w         http.ResponseWriter
+	header    http.Header // the next handler's headers until committed
+	status    int
+	buf       []byte
+	committed bool
+}
+
+func newRetryProbe(w http.ResponseWriter) *retryProbe {
+	return &retryProbe{w: w, header: make(http.Header)}
+}
+
+func (p *retryProbe) Header() http.Header {
+	if p.committed {
+		return p.w.Header()
+	}
+	return p.header
+}
+
+func (p *retryProbe) WriteHeader(status int) {
+	if p.committed || p.status != 0 {
+		return
+	}
+	if status < 200 { // informational (103 Early Hints): not the answer, pass it on
+		maps.Copy(p.w.Header(), p.header)
+		p.w.WriteHeader(status)
+		return
+	}
+	p.status = status
+}
+
+func (p *retryProbe) Write(b []byte) (int, error) {
+	if p.committed {
+		return p.w.Write(b)
+	}
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	if len(p.buf)+len(b) <= maxProbe {
+		p.buf = append(p.buf, b...)
+		return len(b), nil
+	}
+	if err := p.commit(); err != nil {
+		return 0, err
+	}
+	return p.w.Write(b)
+}
+
+// Flush flushes a committed answer; before that there is nothing to flush.
+func (p *retryProbe) Flush() {
+	if p.committed {
+		_ = http.NewResponseController(p.w).Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (p *retryProbe) Unwrap() http.ResponseWriter { return p.w }
+
+// commit sends what was held back; from then on writes go straight through.
+func (p *retryProbe) commit() error {
+	if p.committed {
+		return nil
+	}
+	p.committed = true
+	maps.Copy(p.w.Header(), p.header)
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	p.w.WriteHeader(p.status)
+	if len(p.buf) == 0 {
+		return nil
+	}
+	_, err := p.w.Write(p.buf)
+	p.buf = nil
+	return err
+}
+
+// code returns WeBank's code from a complete answer that is still held back,
+// and "" if there is none: the answer was committed, is not JSON, or is
+// encoded in a way other than gzip.
+func (p *retryProbe) code() string {
+	if p.committed || len(p.buf) == 0 {
+		return ""
+	}
+	body := p.buf
+	switch enc := strings.ToLower(p.header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return ""
+		}
+		body, err = io.ReadAll(io.LimitReader(zr, maxProbe+1))
+		if err != nil || len(body) > maxProbe {
+			return ""
+		}
+	default:
+		return ""
+	}
+	var v struct {
+		Code json.RawMessage `json:"code"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	code, _ := jsonScalar(v.Code)
+	return code
+}
+
+var _ http.Flusher = (*retryProbe)(nil)
