@@ -1,0 +1,145 @@
+// Command fakewebank runs the fake WeBank of package webanktest as a
+// process, so that the webank_sign module can be developed and tried
+// without a WeBank account. It logs one line per request to stderr, never a
+// secret, access_token, ticket, sign, nonce or OCR result field, and stops
+// gracefully on SIGINT or SIGTERM.
+//
+// Usage:
+//
+//	fakewebank [-listen 127.0.0.1:8090] [-app ID:SECRET]... [-token-ttl 2h]
+//	           [-ticket-ttl 1h] [-grace 1m] [-photo-bytes 524288]
+//
+// Without -app it knows one demo app, whose credentials it prints at start.
+// Faults are injected through the control API under /__fake/ (see the
+// webanktest package doc), for example:
+//
+//	curl -X POST 'http://127.0.0.1:8090/__fake/fault?endpoint=ocr&status=502'
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
+)
+
+// The demo app, used when no -app is given. It is fake, so its secret is
+// no secret.
+const (
+	demoAppID  = "IDADEMO1"
+	demoSecret = "fakewebankDEMOsecret0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
+)
+
+const shutdownTimeout = 5 * time.Second
+
+func main() {
+	log.SetPrefix("fakewebank: ")
+	if err := run(os.Args[1:]); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("fakewebank", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
+	var appFlags appFlag
+	fs.Var(&appFlags, "app", "an app as `ID:SECRET`; repeatable (default: one demo app)")
+	tokenTTL := fs.Duration("token-ttl", 7200*time.Second, "lifetime of access tokens")
+	ticketTTL := fs.Duration("ticket-ttl", 3600*time.Second, "lifetime of SIGN tickets")
+	grace := fs.Duration("grace", 60*time.Second, "validity of a superseded access token; negative for none")
+	photoBytes := fs.Int("photo-bytes", 512<<10, "size of each raw photo for get_file=1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	apps, err := appFlags.apps()
+	if err != nil {
+		return err
+	}
+	if len(apps) == 0 {
+		apps[demoAppID] = demoSecret
+		log.Printf("demo credentials: app_id=%s secret=%s", demoAppID, demoSecret)
+	} else {
+		log.Printf("apps: %s", strings.Join(slices.Sorted(maps.Keys(apps)), ", "))
+	}
+
+	fake := webanktest.New(webanktest.Options{
+		Apps:       apps,
+		TokenTTL:   *tokenTTL,
+		TicketTTL:  *ticketTTL,
+		Grace:      *grace,
+		PhotoBytes: *photoBytes,
+		Logf:       log.Printf,
+	})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("listening on http://%s", ln.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+		stop() // a second signal kills the process
+	}
+
+	log.Print("shutting down")
+	fake.Close() // release requests held by Hang and Delay faults
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// appFlag collects the -app flags. Their values are checked by apps, not
+// by Set, because the flag package would quote a rejected value, secret
+// included, in its error.
+type appFlag []string
+
+func (a *appFlag) String() string { return fmt.Sprintf("%d apps", len(*a)) } // never the secrets
+
+func (a *appFlag) Set(s string) error {
+	*a = append(*a, s)
+	return nil
+}
+
+// apps returns the collected apps as app_id -> secret.
+func (a appFlag) apps() (map[string]string, error) {
+	apps := make(map[string]string, len(a))
+	for i, s := range a {
+		id, secret, ok := strings.Cut(s, ":")
+		if !ok || id == "" || secret == "" {
+			return nil, fmt.Errorf("-app #%d: want ID:SECRET", i+1)
+		}
+		if _, dup := apps[id]; dup {
+			return nil, fmt.Errorf("-app %s given twice", id)
+		}
+		apps[id] = secret
+	}
+	return apps, nil
+}
