@@ -25,7 +25,7 @@
 //
 // Answers are JSON with HTTP status 200, as WeBank's are, except for faults,
 // an unknown path (404, {"code":"404","msg":"not found"}) and a method other
-// than GET (405). WeBank's table of error codes is not public, so the codes
+// than GET or HEAD (405; HEAD is answered as GET, without the body). WeBank's table of error codes is not public, so the codes
 // below other than "0" and "66660020" are the fake's own choices:
 //
 //	"0"         success

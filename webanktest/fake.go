@@ -185,8 +185,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.writeJSON(http.StatusNotFound, "404", "not found")
 		return
 	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead { // HEAD: as GET, without the body
+		w.Header().Set("Allow", "GET, HEAD")
 		x.writeJSON(http.StatusMethodNotAllowed, "405", "method not allowed")
 		return
 	}

@@ -1,0 +1,273 @@
+// Package integration runs a real Caddy, with the webank_sign module, in
+// front of the fake WeBank in webanktest. One in-process Caddy serves the
+// whole test binary (started and stopped in TestMain), so these tests run
+// one at a time, each loading its own config through the admin API.
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddytester "github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/webanksign/caddy-webanksign"
+	"github.com/webanksign/caddy-webanksign/webanktest"
+)
+
+const (
+	adminAddr = "127.0.0.1:2999"
+	sitePort  = 9080
+	appID     = "IDATEST1"
+	secret    = "itest-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+	secretEnv = "WBS_IT_SECRET"
+)
+
+var siteURL = fmt.Sprintf("http://127.0.0.1:%d", sitePort)
+
+// emptyConfig keeps only the admin endpoint: loading it stops every site
+// and cleans up every handler of the previous config.
+var emptyConfig = fmt.Sprintf(`{"admin":{"listen":%q,"config":{"persist":false}}}`, adminAddr)
+
+func TestMain(m *testing.M) {
+	os.Setenv(secretEnv, secret)
+	persist := false
+	err := caddy.Run(&caddy.Config{Admin: &caddy.AdminConfig{
+		Listen: adminAddr,
+		Config: &caddy.ConfigSettings{Persist: &persist},
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := caddy.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping caddy:", err)
+	}
+	os.Exit(code)
+}
+
+// env is one test's Caddy config and fake WeBank.
+type env struct {
+	t       *testing.T
+	fake    *webanktest.Server
+	tester  *caddytester.Tester
+	client  *http.Client
+	logPath string
+
+	// Values the test itself sent as a client (a forged sign, say): the
+	// access log may show them, since they are no secret.
+	clientSent []string
+}
+
+// setup starts a fake WeBank with opts and loads a Caddy config whose site
+// is built by site(fakeURL). It registers the cleanup that unloads the
+// config, stops the fake and checks the logs for leaked secrets.
+func setup(t *testing.T, opts webanktest.Options, site func(fakeURL string) string) *env {
+	t.Helper()
+	if opts.Apps == nil {
+		opts.Apps = map[string]string{appID: secret}
+	}
+	fake := webanktest.NewServer(opts)
+	dir := t.TempDir()
+	e := &env{
+		t:       t,
+		fake:    fake,
+		tester:  caddytester.NewTester(t),
+		client:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
+		logPath: filepath.Join(dir, "caddy.log"),
+	}
+	t.Cleanup(func() {
+		loadJSON(t, emptyConfig) // stops the site and the ticket refresher before the fake goes
+		fake.Close()
+		e.client.CloseIdleConnections()
+		e.checkLogs()
+	})
+	e.load(site(fake.URL), dir)
+	return e
+}
+
+// load loads a Caddyfile site under the test's global options.
+func (e *env) load(site, dir string) {
+	e.t.Helper()
+	e.tester.InitServer(fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	storage file_system %s
+	log {
+		output file %s
+		level DEBUG
+	}
+}
+%s`, adminAddr, filepath.Join(dir, "storage"), e.logPath, site), "caddyfile")
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+}
+
+// signSite is the usual site: webank_sign then reverse_proxy to the fake,
+// with extra webank_sign options.
+func signSite(extra string) func(string) string {
+	return func(fakeURL string) string {
+		return fmt.Sprintf(`http://:%d {
+	bind 127.0.0.1
+	log
+	route /api/server/getOcrResult {
+		webank_sign {
+			app_id %s
+			secret {env.%s}
+			base_url %s
+			%s
+		}
+		reverse_proxy %s
+	}
+}
+`, sitePort, appID, secretEnv, fakeURL, extra, fakeURL)
+	}
+}
+
+func loadJSON(t *testing.T, cfg string) {
+	t.Helper()
+	resp, err := http.Post("http://"+adminAddr+"/load", "application/json", strings.NewReader(cfg))
+	if err != nil {
+		t.Errorf("loading config: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Errorf("loading config: %s: %s", resp.Status, body)
+	}
+}
+
+// get sends a request to the sidecar and returns the status and body.
+func (e *env) do(method, pathAndQuery string) (int, []byte, http.Header) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, siteURL+pathAndQuery, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, pathAndQuery, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: reading body: %v", method, pathAndQuery, err)
+	}
+	return resp.StatusCode, body, resp.Header
+}
+
+func (e *env) get(pathAndQuery string) (int, []byte) {
+	status, body, _ := e.do(http.MethodGet, pathAndQuery)
+	return status, body
+}
+
+// sidecarError is the JSON body of an answer the sidecar gives by itself.
+type sidecarError struct {
+	Code string `json:"code"`
+	Msg  string `json:"msg"`
+}
+
+func decodeError(t *testing.T, body []byte) sidecarError {
+	t.Helper()
+	var se sidecarError
+	if err := json.Unmarshal(body, &se); err != nil || se.Code == "" || se.Msg == "" {
+		t.Fatalf("body %q is not a JSON {code, msg}", body)
+	}
+	return se
+}
+
+// wantCounts checks the fake's token and ticket call counts.
+func (e *env) wantCounts(tokens, tickets int64) {
+	e.t.Helper()
+	if got := e.fake.TokenCalls(); got != tokens {
+		e.t.Errorf("token calls = %d, want %d", got, tokens)
+	}
+	if got := e.fake.TicketCalls(); got != tickets {
+		e.t.Errorf("ticket calls = %d, want %d", got, tickets)
+	}
+}
+
+// wantCleanSignatures checks that the fake never saw a bad signature.
+func (e *env) wantCleanSignatures() {
+	e.t.Helper()
+	if n := e.fake.BadSignatures(); n != 0 {
+		e.t.Errorf("fake saw %d bad signatures", n)
+	}
+	if n := e.fake.ReusedNonces(); n != 0 {
+		e.t.Errorf("fake saw %d reused nonces", n)
+	}
+}
+
+var (
+	// Values shaped like a sign (40 hex) or like the fake's tokens and
+	// tickets (64 alphanumerics).
+	signShape  = regexp.MustCompile(`\b[0-9A-Fa-f]{40}\b`)
+	tokenShape = regexp.MustCompile(`\b[A-Za-z0-9]{64}\b`)
+)
+
+// checkLogs fails the test if Caddy's log (at debug level, access log
+// included) holds the secret, a token or ticket the fake issued, a sign it
+// received, anything shaped like those, or OCR personal data.
+func (e *env) checkLogs() {
+	t := e.t
+	logs, err := os.ReadFile(e.logPath)
+	if err != nil {
+		t.Errorf("reading caddy log: %v", err)
+		return
+	}
+	if len(logs) == 0 {
+		t.Errorf("caddy log is empty: the log check would prove nothing")
+	}
+	forbidden := append([]string{secret}, e.fake.IssuedValues()...)
+	for _, q := range e.fake.OCRQueries() {
+		forbidden = append(forbidden, q.Get("sign"), q.Get("nonce"))
+		if on := q.Get("order_no"); on != "" {
+			forbidden = append(forbidden, personalData(e.fake, q.Get("app_id"), on)...)
+		}
+	}
+	for _, s := range forbidden {
+		if s != "" && bytes.Contains(logs, []byte(s)) {
+			t.Errorf("caddy log holds a secret or personal value (%d chars) that must never be logged", len(s))
+		}
+	}
+	for _, s := range e.clientSent {
+		logs = bytes.ReplaceAll(logs, []byte(s), nil)
+	}
+	if m := signShape.Find(logs); m != nil {
+		t.Errorf("caddy log holds a sign-shaped value %.8s…", m)
+	}
+	if m := tokenShape.Find(logs); m != nil {
+		t.Errorf("caddy log holds a token-shaped value %.8s…", m)
+	}
+}
+
+// personalData returns the OCR result fields for an order that identify a
+// person: they may never be logged.
+func personalData(fake *webanktest.Server, app, orderNo string) []string {
+	var body struct {
+		Result map[string]any `json:"result"`
+	}
+	if json.Unmarshal(fake.OCRResultBody(app, orderNo, false, false), &body) != nil {
+		return nil
+	}
+	var out []string
+	for _, k := range []string{"name", "idcard", "address"} {
+		if s, ok := body.Result[k].(string); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
