@@ -69,6 +69,11 @@ type ticketCache struct {
 	jitter func(d time.Duration) time.Duration // a duration in [d/2, d]
 	logger atomic.Pointer[zap.Logger]          // from the latest config
 
+	// autoRefresh starts the background refresher after the first fetch.
+	// Tests that move an injected clock turn it off and call dueKeys and
+	// refreshScheduled themselves.
+	autoRefresh bool
+
 	flight  singleflight.Group
 	entries *lru.Cache[string, *entry] // safe for concurrent use on its own
 
@@ -129,14 +134,15 @@ func newTicketCache(size int, logger *zap.Logger) *ticketCache {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &ticketCache{
-		client:  newOAuthClient(),
-		now:     time.Now,
-		jitter:  func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) },
-		entries: entries,
-		ctx:     ctx,
-		cancel:  cancel,
-		wake:    make(chan struct{}, 1),
-		apps:    make(map[string]*appConfig),
+		client:      newOAuthClient(),
+		now:         time.Now,
+		jitter:      func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) },
+		entries:     entries,
+		autoRefresh: true,
+		ctx:         ctx,
+		cancel:      cancel,
+		wake:        make(chan struct{}, 1),
+		apps:        make(map[string]*appConfig),
 	}
 	c.logger.Store(logger)
 	return c
@@ -404,7 +410,7 @@ func (c *ticketCache) refreshScheduled(key string) {
 func (c *ticketCache) startRefresher() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.running || c.ctx.Err() != nil {
+	if c.running || !c.autoRefresh || c.ctx.Err() != nil {
 		return
 	}
 	c.running = true

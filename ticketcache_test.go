@@ -1,0 +1,329 @@
+package webanksign
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
+)
+
+const (
+	testAppID  = "IDAUNIT1"
+	testSecret = "unit-secret"
+)
+
+// testClock is a clock that moves only when told to.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// cacheFixture is a ticket cache on an injected clock, registered for one
+// app, in front of a fake WeBank on the same clock. The background
+// refresher is off: tests call dueKeys and refreshScheduled themselves.
+type cacheFixture struct {
+	clock *testClock
+	fake  *webanktest.Server
+	cache *ticketCache
+	key   string
+}
+
+func newCacheFixture(t *testing.T, opts webanktest.Options) *cacheFixture {
+	t.Helper()
+	clock := newTestClock()
+	opts.Apps = map[string]string{testAppID: testSecret}
+	opts.Now = clock.Now
+	fake := webanktest.NewServer(opts)
+	t.Cleanup(fake.Close)
+	c := newTicketCache(16, zaptest.NewLogger(t))
+	c.now = clock.Now
+	c.jitter = func(d time.Duration) time.Duration { return d } // backoffs at their upper bound
+	c.autoRefresh = false
+	t.Cleanup(func() { _ = c.Destruct() })
+	creds := credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL}
+	key := appKey(creds)
+	c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second}, zaptest.NewLogger(t))
+	return &cacheFixture{clock, fake, c, key}
+}
+
+func (f *cacheFixture) ticket(t *testing.T) *ticket {
+	t.Helper()
+	tk, err := f.cache.ticket(context.Background(), f.key)
+	if err != nil {
+		t.Fatalf("ticket: %v", err)
+	}
+	return tk
+}
+
+func (f *cacheFixture) wantCalls(t *testing.T, tokens int64) {
+	t.Helper()
+	if got := f.fake.TokenCalls(); got != tokens {
+		t.Errorf("token calls = %d, want %d", got, tokens)
+	}
+	if got := f.fake.TicketCalls(); got != tokens {
+		t.Errorf("ticket calls = %d, want %d", got, tokens)
+	}
+}
+
+func TestNewTicketSchedule(t *testing.T) {
+	t0 := newTestClock().Now()
+	tests := []struct {
+		name                   string
+		life, refresh          time.Duration
+		wantRefresh, wantUntil time.Duration
+	}{
+		{"documented lifetimes", time.Hour, 20 * time.Minute, 20 * time.Minute, time.Hour - 30*time.Second},
+		{"short expire_in wins over refresh", 10 * time.Minute, 20 * time.Minute, 450 * time.Second, 9*time.Minute + 30*time.Second},
+		{"seconds-long test lifetimes", 2 * time.Second, time.Second, time.Second, 1800 * time.Millisecond},
+		{"refresh longer than life", 2 * time.Second, time.Minute, 1500 * time.Millisecond, 1800 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tk := newTicket("v", t0, tt.life, tt.refresh)
+			if got := tk.refreshAt.Sub(t0); got != tt.wantRefresh {
+				t.Errorf("refresh after %v, want %v", got, tt.wantRefresh)
+			}
+			if got := tk.expires.Sub(t0); got != tt.wantUntil {
+				t.Errorf("usable for %v, want %v", got, tt.wantUntil)
+			}
+		})
+	}
+}
+
+func TestCacheFetchesOnFirstUseOnly(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	f.wantCalls(t, 0) // registering fetches nothing
+	first := f.ticket(t)
+	f.clock.Advance(19 * time.Minute)
+	if again := f.ticket(t); again != first {
+		t.Errorf("a second request got another ticket")
+	}
+	f.wantCalls(t, 1)
+}
+
+func TestCacheScheduledRefresh(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	first := f.ticket(t)
+	f.clock.Advance(20*time.Minute - time.Second)
+	due, next := f.cache.dueKeys(f.clock.Now())
+	if len(due) != 0 || next.Sub(f.clock.Now()) != time.Second {
+		t.Fatalf("dueKeys a second early = %v, next in %v; want none, next in 1s", due, next.Sub(f.clock.Now()))
+	}
+	f.clock.Advance(time.Second)
+	if due, _ := f.cache.dueKeys(f.clock.Now()); len(due) != 1 || due[0] != f.key {
+		t.Fatalf("dueKeys at 20m = %v, want the app", due)
+	}
+	f.cache.refreshScheduled(f.key)
+	f.wantCalls(t, 2)
+	if second := f.ticket(t); second.value == first.value {
+		t.Errorf("refresh kept the old ticket")
+	}
+	// Refreshing again right away does nothing: the ticket is fresh.
+	f.cache.refreshScheduled(f.key)
+	f.wantCalls(t, 2)
+}
+
+// A failing refresh keeps the current ticket in service until it expires,
+// retries with doubling backoff, and once the ticket has expired requests
+// get an error at once during the backoff instead of a fetch each.
+func TestCacheRefreshFailure(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	first := f.ticket(t)
+	f.clock.Advance(20 * time.Minute)
+	f.fake.SetFault(webanktest.TokenEndpoint, webanktest.Fault{Status: 500})
+
+	for i, wantBackoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		f.cache.refreshScheduled(f.key)
+		if got := f.fake.TokenCalls(); got != int64(2+i) {
+			t.Fatalf("after failed refresh %d: token calls = %d, want %d", i+1, got, 2+i)
+		}
+		if tk := f.ticket(t); tk != first {
+			t.Fatalf("after failed refresh %d: requests no longer get the current ticket", i+1)
+		}
+		due, next := f.cache.dueKeys(f.clock.Now())
+		if len(due) != 0 || next.Sub(f.clock.Now()) != wantBackoff {
+			t.Fatalf("after failed refresh %d: due %v, next in %v; want the retry in %v", i+1, due, next.Sub(f.clock.Now()), wantBackoff)
+		}
+		f.clock.Advance(wantBackoff)
+	}
+
+	// The ticket expires while WeBank is still failing.
+	f.clock.Advance(first.expires.Sub(f.clock.Now()))
+	calls := f.fake.TokenCalls()
+	_, err := f.cache.ticket(context.Background(), f.key)
+	var fe *fetchError
+	if !errors.As(err, &fe) || fe.Class != "http_status" {
+		t.Fatalf("ticket after expiry = %v, want the fetch error", err)
+	}
+	if f.fake.TokenCalls() != calls+1 {
+		t.Fatalf("an expired ticket did not make the request fetch")
+	}
+	var be *backoffError
+	if _, err := f.cache.ticket(context.Background(), f.key); !errors.As(err, &be) {
+		t.Fatalf("ticket during backoff = %v, want a backoffError", err)
+	}
+	if f.fake.TokenCalls() != calls+1 {
+		t.Errorf("a request during the backoff fetched")
+	}
+
+	f.fake.ClearFaults()
+	f.clock.Advance(backoffMax)
+	if tk := f.ticket(t); tk.value == first.value {
+		t.Errorf("recovered with the old ticket")
+	}
+	if due, _ := f.cache.dueKeys(f.clock.Now()); len(due) != 0 {
+		t.Errorf("after recovery, due = %v, want none", due)
+	}
+}
+
+func TestCacheStampedeFetchesOnce(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	f.fake.SetFault(webanktest.TokenEndpoint, webanktest.Fault{Delay: 200 * time.Millisecond})
+	const n = 100
+	var wg sync.WaitGroup
+	got := make([]*ticket, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = f.cache.ticket(context.Background(), f.key)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || got[i] != got[0] {
+			t.Fatalf("caller %d: %v, or a different ticket", i, errs[i])
+		}
+	}
+	f.wantCalls(t, 1)
+}
+
+// A caller that gives up does not cancel the fetch for the others.
+func TestCacheWaiterGivingUpDoesNotCancelFetch(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	f.fake.SetFault(webanktest.TokenEndpoint, webanktest.Fault{Delay: 100 * time.Millisecond})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.cache.ticket(gone, f.key); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ticket with a cancelled context = %v, want context.Canceled", err)
+	}
+	f.ticket(t) // joins the fetch the first caller started
+	f.wantCalls(t, 1)
+}
+
+func TestCacheInvalidate(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	t1 := f.ticket(t)
+	if !f.cache.invalidate(f.key, t1) {
+		t.Fatal("invalidate(t1) = false, want true")
+	}
+	t2 := f.ticket(t)
+	f.wantCalls(t, 2)
+	if t2.value == t1.value {
+		t.Fatal("invalidated ticket served again")
+	}
+	if !f.cache.invalidate(f.key, t1) {
+		t.Error("invalidate of an already replaced ticket = false, want true (retry with the new one)")
+	}
+	if f.cache.invalidate(f.key, t2) {
+		t.Error("a second drop within the guard interval was allowed")
+	}
+	if f.ticket(t) != t2 {
+		t.Error("refused drop still dropped the ticket")
+	}
+	f.clock.Advance(minForcedInterval)
+	if !f.cache.invalidate(f.key, t2) {
+		t.Error("drop after the guard interval refused")
+	}
+	f.ticket(t)
+	f.wantCalls(t, 3)
+}
+
+func TestCacheRegistration(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	cfg, _ := f.cache.app(f.key)
+	f.cache.register(f.key, cfg, zaptest.NewLogger(t)) // a second handler for the same app
+	f.ticket(t)
+	f.cache.unregister(f.key)
+	f.ticket(t) // still registered once
+	f.wantCalls(t, 1)
+	f.cache.unregister(f.key)
+	if _, err := f.cache.ticket(context.Background(), f.key); !errors.Is(err, errNotRegistered) {
+		t.Errorf("ticket after the last unregister = %v, want errNotRegistered", err)
+	}
+}
+
+func TestAppKey(t *testing.T) {
+	base := credentials{appID: "IDA1", secret: "s1", baseURL: "https://a"}
+	for _, other := range []credentials{
+		{appID: "IDA2", secret: "s1", baseURL: "https://a"},
+		{appID: "IDA1", secret: "s2", baseURL: "https://a"},
+		{appID: "IDA1", secret: "s1", baseURL: "https://b"},
+	} {
+		if appKey(other) == appKey(base) {
+			t.Errorf("appKey(%v) = appKey(%v)", other.appID+" "+other.baseURL, base.appID+" "+base.baseURL)
+		}
+	}
+	if appKey(base) != appKey(credentials{appID: "IDA1", secret: "s1", baseURL: "https://a"}) {
+		t.Error("appKey is not stable")
+	}
+}
+
+// The refresher goroutine, on real time, replaces a short-lived ticket by
+// itself, and Destruct stops it and every fetch.
+func TestCacheRefresherRunsAndStops(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	fake := webanktest.NewServer(webanktest.Options{
+		Apps:     map[string]string{testAppID: testSecret},
+		TokenTTL: 2 * time.Second, TicketTTL: 2 * time.Second,
+	})
+	defer fake.Close()
+	c := newTicketCache(16, zaptest.NewLogger(t))
+	creds := credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL}
+	key := appKey(creds)
+	c.register(key, appConfig{creds: creds, refresh: 200 * time.Millisecond, timeout: 5 * time.Second}, zaptest.NewLogger(t))
+	first, err := c.ticket(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Poll until the cached ticket is replaced: nothing but the refresher
+	// fetches here.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, ok := c.entries.Peek(key)
+		if ok && e.cur.Load() != nil && e.cur.Load() != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the refresher did not replace the ticket within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Destruct(); err != nil {
+		t.Errorf("Destruct: %v", err)
+	}
+	// goleak (deferred) fails the test if the refresher or a fetch lives on.
+}
