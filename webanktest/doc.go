@@ -25,8 +25,9 @@
 //
 // Answers are JSON with HTTP status 200, as WeBank's are, except for faults,
 // an unknown path (404, {"code":"404","msg":"not found"}) and a method other
-// than GET or HEAD (405; HEAD is answered as GET, without the body). WeBank's table of error codes is not public, so the codes
-// below other than "0" and "66660020" are the fake's own choices:
+// than GET or HEAD (405; HEAD is answered as GET, without the body). WeBank's
+// table of error codes is not public, so the codes below other than "0" and
+// "66660020" are the fake's own choices:
 //
 //	"0"         success
 //	"15"        api_ticket: access_token unknown, expired or superseded past grace;
