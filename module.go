@@ -135,7 +135,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.Secret != "" && !strings.Contains(h.Secret, "{") {
-		h.logger.Warn("secret is written into the config; give it as a placeholder such as {env.WEBANK_SECRET} or {file./run/secrets/webank} so that it stays out of config files and `caddy adapt` output")
+		h.logger.Warn("secret is written into the config, where the admin API, `caddy adapt` and Caddy's debug log of the config show it; give it as a placeholder such as {env.WEBANK_SECRET} or {file./run/secrets/webank}")
 	}
 	base, err := expand("base_url", h.BaseURL, defaultBaseURL)
 	if err != nil {

@@ -68,6 +68,10 @@ type env struct {
 	// Values the test itself sent as a client (a forged sign, say): the
 	// access log may show them, since they are no secret.
 	clientSent []string
+
+	// The config holds the secret literally, so Caddy's own debug dump of
+	// it ("adjusted config") does too: the log check skips that line.
+	literalSecret bool
 }
 
 // setup starts a fake WeBank with opts and loads a Caddy config whose site
@@ -231,6 +235,12 @@ func (e *env) checkLogs() {
 	if len(logs) == 0 {
 		t.Errorf("caddy log is empty: the log check would prove nothing")
 	}
+	for _, s := range e.clientSent {
+		logs = bytes.ReplaceAll(logs, []byte(s), nil)
+	}
+	if e.literalSecret {
+		logs = withoutLines(logs, []byte(`"msg":"adjusted config"`))
+	}
 	forbidden := append([]string{secret}, e.fake.IssuedValues()...)
 	for _, q := range e.fake.OCRQueries() {
 		forbidden = append(forbidden, q.Get("sign"), q.Get("nonce"))
@@ -243,15 +253,22 @@ func (e *env) checkLogs() {
 			t.Errorf("caddy log holds a secret or personal value (%d chars) that must never be logged", len(s))
 		}
 	}
-	for _, s := range e.clientSent {
-		logs = bytes.ReplaceAll(logs, []byte(s), nil)
-	}
 	if m := signShape.Find(logs); m != nil {
 		t.Errorf("caddy log holds a sign-shaped value %.8s…", m)
 	}
 	if m := tokenShape.Find(logs); m != nil {
 		t.Errorf("caddy log holds a token-shaped value %.8s…", m)
 	}
+}
+
+func withoutLines(logs, marker []byte) []byte {
+	var out [][]byte
+	for _, line := range bytes.Split(logs, []byte("\n")) {
+		if !bytes.Contains(line, marker) {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
 }
 
 // personalData returns the OCR result fields for an order that identify a
