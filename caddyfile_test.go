@@ -1,13 +1,15 @@
 package webanksign
 
 import (
-	"context"
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -82,8 +84,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 // Cleanup that follows a failed Validate, and returns the first error.
 func provision(t *testing.T, h *Handler) error {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
+	ctx, err := caddy.ProvisionContext(&caddy.Config{
+		StorageRaw: json.RawMessage(fmt.Sprintf(`{"module":"file_system","root":%q}`, t.TempDir())),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := h.Provision(ctx); err != nil {
 		return err
 	}

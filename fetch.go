@@ -46,18 +46,17 @@ type fetchError struct {
 
 func (e *fetchError) Error() string { return "fetching " + e.Step + ": " + e.Msg }
 
-// fetchTicket gets a fresh access token and, with it, a SIGN ticket. It
-// returns the ticket and how long it may be used: the shorter of the token's
-// and the ticket's expire_in, since a ticket dies with its token.
-func fetchTicket(ctx context.Context, client *http.Client, c credentials) (string, time.Duration, error) {
+// fetchToken gets a new access token and its life. WeBank invalidates the
+// app's previous token, and every ticket made from it, about a minute later.
+func fetchToken(ctx context.Context, client *http.Client, c credentials) (string, time.Duration, error) {
 	var tok struct {
 		Code        json.RawMessage `json:"code"`
 		Msg         string          `json:"msg"`
 		AccessToken string          `json:"access_token"`
 		ExpireIn    json.RawMessage `json:"expire_in"`
 	}
-	const tokenStep = "access token"
-	err := getJSON(ctx, client, tokenStep, c.baseURL+"/api/oauth2/access_token", url.Values{
+	const step = "access token"
+	err := getJSON(ctx, client, step, c.baseURL+"/api/oauth2/access_token", url.Values{
 		"app_id":     {c.appID},
 		"secret":     {c.secret},
 		"grant_type": {"client_credential"},
@@ -66,17 +65,21 @@ func fetchTicket(ctx context.Context, client *http.Client, c credentials) (strin
 	if err != nil {
 		return "", 0, err
 	}
-	if err := checkCode(tokenStep, tok.Code, tok.Msg, c.secret); err != nil {
+	if err := checkCode(step, tok.Code, tok.Msg, c.secret); err != nil {
 		return "", 0, err
 	}
 	if tok.AccessToken == "" {
-		return "", 0, &fetchError{tokenStep, "malformed", "answer has no access_token"}
+		return "", 0, &fetchError{step, "malformed", "answer has no access_token"}
 	}
-	tokenLife, err := parseExpireIn(tokenStep, tok.ExpireIn, maxTokenLife)
+	life, err := parseExpireIn(step, tok.ExpireIn, maxTokenLife)
 	if err != nil {
 		return "", 0, err
 	}
+	return tok.AccessToken, life, nil
+}
 
+// fetchSignTicket gets a SIGN ticket made with token, and its life.
+func fetchSignTicket(ctx context.Context, client *http.Client, c credentials, token string) (string, time.Duration, error) {
 	var tkt struct {
 		Code    json.RawMessage `json:"code"`
 		Msg     string          `json:"msg"`
@@ -85,27 +88,27 @@ func fetchTicket(ctx context.Context, client *http.Client, c credentials) (strin
 			ExpireIn json.RawMessage `json:"expire_in"`
 		} `json:"tickets"`
 	}
-	const ticketStep = "SIGN ticket"
-	err = getJSON(ctx, client, ticketStep, c.baseURL+"/api/oauth2/api_ticket", url.Values{
+	const step = "SIGN ticket"
+	err := getJSON(ctx, client, step, c.baseURL+"/api/oauth2/api_ticket", url.Values{
 		"app_id":       {c.appID},
-		"access_token": {tok.AccessToken},
+		"access_token": {token},
 		"type":         {"SIGN"},
 		"version":      {oauthVersion},
 	}, &tkt)
 	if err != nil {
 		return "", 0, err
 	}
-	if err := checkCode(ticketStep, tkt.Code, tkt.Msg, c.secret, tok.AccessToken); err != nil {
+	if err := checkCode(step, tkt.Code, tkt.Msg, c.secret, token); err != nil {
 		return "", 0, err
 	}
 	if len(tkt.Tickets) == 0 || tkt.Tickets[0].Value == "" {
-		return "", 0, &fetchError{ticketStep, "malformed", "answer has no tickets[0].value"}
+		return "", 0, &fetchError{step, "malformed", "answer has no tickets[0].value"}
 	}
-	ticketLife, err := parseExpireIn(ticketStep, tkt.Tickets[0].ExpireIn, maxTicketLife)
+	life, err := parseExpireIn(step, tkt.Tickets[0].ExpireIn, maxTicketLife)
 	if err != nil {
 		return "", 0, err
 	}
-	return tkt.Tickets[0].Value, min(tokenLife, ticketLife), nil
+	return tkt.Tickets[0].Value, life, nil
 }
 
 // getJSON GETs endpoint?query and decodes a JSON object into v.

@@ -113,7 +113,7 @@ func TestFetchErrorsHoldNoSecret(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _, err := fetchTicket(ctx, newOAuthClient(), credentials{appID: tt.appID, secret: secret, baseURL: tt.base})
+			_, _, err := fetchToken(ctx, newOAuthClient(), credentials{appID: tt.appID, secret: secret, baseURL: tt.base})
 			var fe *fetchError
 			if !errors.As(err, &fe) || fe.Class != tt.wantClass || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("fetchTicket error = %v, want class %s containing %q", err, tt.wantClass, tt.want)

@@ -94,7 +94,8 @@ type Handler struct {
 	refresh    time.Duration
 	timeout    time.Duration
 	retryCodes map[string]bool
-	key        string // the app's key in the ticket cache
+	key        string     // the app's key in the ticket cache
+	reg        *appConfig // this handler's registration there
 	cache      *ticketCache
 	logger     *zap.Logger
 }
@@ -132,9 +133,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.creds.secret, err = expand("secret", h.Secret, ""); err != nil {
+		if !isPlaceholder(h.Secret) {
+			// A literal secret with braces in it: the replacer's error would
+			// quote part of it.
+			return errors.New("secret: it has braces but is not one {…} placeholder; the value is not shown")
+		}
 		return err
 	}
-	if h.Secret != "" && !strings.Contains(h.Secret, "{") {
+	if h.Secret != "" && !isPlaceholder(h.Secret) {
 		h.logger.Warn("secret is written into the config, where the admin API, `caddy adapt` and Caddy's debug log of the config show it; give it as a placeholder such as {env.WEBANK_SECRET} or {file./run/secrets/webank}")
 	}
 	base, err := expand("base_url", h.BaseURL, defaultBaseURL)
@@ -177,14 +183,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	val, _, err := tickets.LoadOrNew(ticketsPoolKey, func() (caddy.Destructor, error) {
-		return newTicketCache(defaultCacheSize, h.logger.Named("tickets")), nil
+		return newTicketCache(defaultCacheSize), nil
 	})
 	if err != nil {
 		return err
 	}
 	h.cache = val.(*ticketCache)
 	h.key = appKey(h.creds)
-	h.cache.register(h.key, appConfig{creds: h.creds, refresh: h.refresh, timeout: h.timeout}, h.logger.Named("tickets"))
+	store, err := newTicketStore(ctx.Storage(), h.creds)
+	if err != nil {
+		return fmt.Errorf("setting up ticket storage: %w", err)
+	}
+	if others := h.cache.otherBaseURLs(h.creds.appID, h.creds.baseURL); len(others) > 0 {
+		h.logger.Warn("this app_id is also configured with another base_url; each base_url fetches its own token, and WeBank may invalidate one with the other",
+			zap.String("app_id", h.creds.appID), zap.String("base_url", h.creds.baseURL), zap.Strings("other_base_urls", others))
+	}
+	h.reg = h.cache.register(h.key, appConfig{
+		creds:   h.creds,
+		refresh: h.refresh,
+		timeout: h.timeout,
+		store:   store,
+		poll:    min(maxStoragePoll, h.refresh/4),
+		logger:  h.logger.Named("tickets"),
+	})
 	return nil
 }
 
@@ -221,6 +242,12 @@ func parseBaseURL(s string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
+// isPlaceholder reports whether s is exactly one placeholder, such as
+// {env.WEBANK_SECRET}.
+func isPlaceholder(s string) bool {
+	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.Count(s, "{") == 1 && strings.Count(s, "}") == 1
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -242,8 +269,8 @@ func (h *Handler) Validate() error {
 		return errors.New("secret: is empty")
 	case !versionPattern.MatchString(h.version):
 		return fmt.Errorf("version: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", h.version)
-	case h.refresh <= 0:
-		return fmt.Errorf("refresh: must be positive, not %v", h.refresh)
+	case h.refresh < time.Second:
+		return fmt.Errorf("refresh: must be at least 1s, not %v", h.refresh)
 	case h.timeout <= 0:
 		return fmt.Errorf("fetch_timeout: must be positive, not %v", h.timeout)
 	}
@@ -260,7 +287,8 @@ func (h *Handler) Cleanup() error {
 	if h.cache == nil {
 		return nil
 	}
-	h.cache.unregister(h.key)
+	h.cache.unregister(h.key, h.reg)
+	h.cache = nil // a second Cleanup must not release another handler's hold
 	_, err := tickets.Delete(ticketsPoolKey)
 	return err
 }
@@ -271,6 +299,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("Allow", "GET, HEAD")
 		return writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
 			"only GET and HEAD requests are signed")
+	}
+	if r.ContentLength != 0 { // -1: chunked
+		return writeError(w, http.StatusBadRequest, "body_not_allowed",
+			"GET and HEAD requests to WeBank's query APIs carry no body")
 	}
 	q, orderNo, err := clientQuery(r.URL.RawQuery, h.creds.appID)
 	if err != nil {
@@ -292,10 +324,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ce := h.logger.Check(zapcore.DebugLevel, "request signed"); ce != nil {
 		ce.Write(zap.String("app_id", h.creds.appID), zap.Duration("ticket_age", time.Since(t.fetched)))
 	}
-	if h.retryCodes == nil || r.Method == http.MethodHead {
+	if h.retryCodes == nil || r.Method == http.MethodHead { // a HEAD answer has no code to read
 		return next.ServeHTTP(w, r)
 	}
 
+	// The probe can read WeBank's code only in an answer it can decode.
+	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
+		defer r.Header.Set("Accept-Encoding", ae)
+		r.Header.Set("Accept-Encoding", probeAcceptEncoding(ae))
+	}
 	probe := newRetryProbe(w)
 	if err := next.ServeHTTP(probe, r); err != nil {
 		return err // if nothing was sent yet, Caddy answers with the error's status
@@ -304,11 +341,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.retryCodes[code] || !h.cache.invalidate(h.key, t) {
 		return probe.commit()
 	}
-	h.logger.Info("WeBank rejected the ticket; retrying with a new one",
+	h.logger.Info("WeBank rejected the ticket; retrying with another one",
 		zap.String("app_id", h.creds.appID), zap.String("code", code))
 	t, err = h.cache.ticket(r.Context(), h.key)
 	if err != nil {
-		return h.unavailable(w, err)
+		// No other ticket: WeBank's own answer says more than a 502 would.
+		h.logger.Warn("no other ticket for the retry", zap.String("app_id", h.creds.appID), zap.Error(err))
+		return probe.commit()
 	}
 	r.URL.RawQuery = signQuery(q, h.creds.appID, orderNo, h.version, t.value)
 	return next.ServeHTTP(w, r)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -24,14 +25,19 @@ const maxProbe = 4 << 10
 // ResponseWriter is.
 type retryProbe struct {
 	w         http.ResponseWriter
-	header    http.Header // the next handler's headers until committed
+	base      http.Header // w's headers before the next handler ran
+	header    http.Header // the next handler's view of the headers until committed
 	status    int
 	buf       []byte
 	committed bool
 }
 
+// newRetryProbe returns a probe in front of w. The next handler starts from
+// a copy of w's headers, as it would writing to w; w's own are untouched
+// until the answer is committed, so a discarded attempt leaves no trace.
 func newRetryProbe(w http.ResponseWriter) *retryProbe {
-	return &retryProbe{w: w, header: make(http.Header)}
+	base := w.Header().Clone()
+	return &retryProbe{w: w, base: base, header: base.Clone()}
 }
 
 func (p *retryProbe) Header() http.Header {
@@ -46,11 +52,18 @@ func (p *retryProbe) WriteHeader(status int) {
 		return
 	}
 	if status < 200 { // informational (103 Early Hints): not the answer, pass it on
-		maps.Copy(p.w.Header(), p.header)
+		setHeader(p.w.Header(), p.header)
 		p.w.WriteHeader(status)
+		setHeader(p.w.Header(), p.base)
 		return
 	}
 	p.status = status
+}
+
+// setHeader makes dst a copy of src.
+func setHeader(dst, src http.Header) {
+	clear(dst)
+	maps.Copy(dst, src.Clone())
 }
 
 func (p *retryProbe) Write(b []byte) (int, error) {
@@ -86,7 +99,7 @@ func (p *retryProbe) commit() error {
 		return nil
 	}
 	p.committed = true
-	maps.Copy(p.w.Header(), p.header)
+	setHeader(p.w.Header(), p.header)
 	if p.status == 0 {
 		p.status = http.StatusOK
 	}
@@ -129,6 +142,25 @@ func (p *retryProbe) code() string {
 	}
 	code, _ := jsonScalar(v.Code)
 	return code
+}
+
+// probeAcceptEncoding narrows a client's Accept-Encoding to what the probe
+// can read: gzip if the client accepts it, else none (identity).
+func probeAcceptEncoding(ae string) string {
+	for _, part := range strings.Split(ae, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := 1.0
+		if _, v, ok := strings.Cut(strings.ReplaceAll(params, " ", ""), "q="); ok {
+			q, _ = strconv.ParseFloat(v, 64)
+		}
+		if q > 0 {
+			return "gzip"
+		}
+	}
+	return "identity"
 }
 
 var _ http.Flusher = (*retryProbe)(nil)

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +48,19 @@ const (
 
 	// WeBank rejecting a ticket drops it at most once per app in this period:
 	// a client whose requests WeBank refuses for another reason must not rotate
-	// the token in a loop.
-	minForcedInterval = 10 * time.Second
+	// the token in a loop. It matches the token overlap: a token fetched after
+	// a rejection has not even superseded the previous one before another may
+	// be fetched.
+	minForcedInterval = time.Minute
+
+	// How long WeBank keeps a superseded access token, and the tickets made
+	// with it, valid after a new token is issued.
+	tokenOverlap = time.Minute
+
+	// How often, at most, a sidecar looks in storage for a ticket a peer
+	// fetched: well inside the minute for which WeBank keeps the previous
+	// token valid. It is also at most a quarter of the refresh period.
+	maxStoragePoll = 15 * time.Second
 
 	// The refresher sleeps at most this long, so that a clock that jumps is
 	// noticed.
@@ -63,88 +77,164 @@ const (
 // it ahead of expiry, so requests do not wait on refreshes; if a refresh
 // fails, the current ticket is served until it expires while the refresh is
 // retried with backoff.
+//
+// With storage (see storage.go), a fetch first looks for a ticket a peer
+// stored, and fetches only under the storage lock and only if, the lock
+// taken, storage still holds none that will do; the refresher also polls
+// storage for a newer ticket. Requests never touch storage while the cached
+// ticket is usable. If storage fails, tickets are kept in memory only, with
+// one warning, until it works again.
 type ticketCache struct {
-	client *http.Client
-	now    func() time.Time
-	jitter func(d time.Duration) time.Duration // a duration in [d/2, d]
-	logger atomic.Pointer[zap.Logger]          // from the latest config
+	client   *http.Client
+	now      func() time.Time
+	jitter   func(d time.Duration) time.Duration // a duration in [d/2, d]
+	instance string                              // host/pid, recorded with the tokens it fetches
 
 	// autoRefresh starts the background refresher after the first fetch.
-	// Tests that move an injected clock turn it off and call dueKeys and
-	// refreshScheduled themselves.
+	// Tests that move an injected clock turn it off and call dueKeys,
+	// refreshScheduled and pollStored themselves.
 	autoRefresh bool
 
-	flight  singleflight.Group
-	entries *lru.Cache[string, *entry] // safe for concurrent use on its own
+	flight      singleflight.Group
+	entries     *lru.Cache[string, *entry] // safe for concurrent use on its own
+	storageDown atomic.Bool                // the last storage operation failed
 
 	ctx    context.Context // done once Destruct is called; parent of every fetch
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the refresher and the refreshes it started
+	wg     sync.WaitGroup // the refresher and the work it started
 	wake   chan struct{}  // tells the refresher to look at the schedule again
 
-	mu      sync.Mutex // protects apps and running
-	apps    map[string]*appConfig
-	running bool // the refresher goroutine has been started
+	mu      sync.Mutex              // protects apps and running
+	apps    map[string][]*appConfig // registrations per app, the latest last
+	running bool                    // the refresher goroutine has been started
 }
 
-// appConfig is how one app's tickets are fetched, as the most recently
-// provisioned handler for it says.
+// appConfig is how one handler wants its app's tickets fetched. When several
+// handlers register one app, the one provisioned last is followed.
 type appConfig struct {
 	creds   credentials
 	refresh time.Duration
-	timeout time.Duration // bounds one token+ticket fetch
-	refs    int           // handlers that registered it
+	timeout time.Duration // bounds one fetch, storage lock included
+	store   *ticketStore  // nil: memory only
+	poll    time.Duration // how often the refresher looks in store for a peer's ticket
+	logger  *zap.Logger
 }
 
 // entry is one app's ticket and the state of its fetching.
+//
+// cur is read without a lock on the request path. It changes only by
+// compare-and-swap (install, invalidate, learnToken), so that a newer ticket
+// is never replaced by an older one whoever holds mu.
 type entry struct {
-	cur        atomic.Pointer[ticket] // nil until fetched, and after WeBank rejected it
-	refreshing atomic.Bool            // a background refresh is under way
+	cur  atomic.Pointer[ticket] // nil until fetched, and after WeBank rejected it
+	busy atomic.Bool            // the refresher has a refresh or poll under way
 
-	mu         sync.Mutex // protects the fields below
-	failures   int        // consecutive failed fetches
-	retryAt    time.Time  // after a failed fetch, none before this
-	lastErr    error
-	lastForced time.Time // when WeBank's rejection last dropped the ticket
+	mu            sync.Mutex   // protects the fields below
+	token         *accessToken // the newest token known, which may have no ticket yet
+	failures      int          // consecutive failed fetches
+	retryAt       time.Time    // after a failed fetch, none before this
+	lastErr       error
+	lastForced    time.Time // when WeBank's rejection last dropped the ticket
+	rejected      string    // the ticket WeBank last rejected: never adopted again
+	rejectedToken string    // and its token: never used for a ticket again
+	nextPoll      time.Time // when the refresher next polls storage
 }
 
-// ticket is a SIGN ticket and its schedule. It is never modified.
+// accessToken is an access token, fetched here or by a peer. It is never
+// modified.
+type accessToken struct {
+	value   string // never logged
+	gen     uint64 // the app's token count in the fleet: a higher one is newer
+	by      string // the instance that fetched it
+	fetched time.Time
+	life    time.Duration // as WeBank gave it
+}
+
+// expires returns when tickets made with a stop being used.
+func (a *accessToken) expires() time.Time {
+	return a.fetched.Add(a.life - min(maxExpirySkew, a.life/10))
+}
+
+// dueAt returns when a should be replaced: WeBank asks for a new token about
+// every 20 minutes (refresh), and at the latest some margin before it ends.
+func (a *accessToken) dueAt(refresh time.Duration) time.Time {
+	return a.fetched.Add(min(refresh, a.life-min(maxRefreshMargin, a.life/4)))
+}
+
+// ticket is a SIGN ticket, the token it was made with, and its schedule. It
+// is never modified.
 type ticket struct {
 	value     string // never logged
+	token     *accessToken
 	fetched   time.Time
-	refreshAt time.Time // when the refresher replaces it
-	expires   time.Time // when requests stop using it
+	life      time.Duration // as WeBank gave it
+	refreshAt time.Time     // when the refresher replaces it (and its token)
+	expires   time.Time     // when requests stop using it
 }
 
-func newTicket(value string, fetched time.Time, life, refresh time.Duration) *ticket {
-	skew := min(maxExpirySkew, life/10)
-	margin := min(maxRefreshMargin, life/4)
-	return &ticket{
-		value:     value,
-		fetched:   fetched,
-		refreshAt: fetched.Add(min(refresh, life-margin)),
-		expires:   fetched.Add(life - skew),
+func newTicket(value string, fetched time.Time, life time.Duration, tok *accessToken, refresh time.Duration) *ticket {
+	t := &ticket{value: value, token: tok, fetched: fetched, life: life}
+	t.expires = earliest(fetched.Add(life-min(maxExpirySkew, life/10)), tok.expires())
+	t.refreshAt = earliest(tok.dueAt(refresh), fetched.Add(life-min(maxRefreshMargin, life/4)))
+	return t
+}
+
+// newer reports whether t is newer than u: made with a newer token, or later
+// with the same one.
+func (t *ticket) newer(u *ticket) bool {
+	if t.token.gen != u.token.gen {
+		return t.token.gen > u.token.gen
 	}
+	return t.fetched.After(u.fetched)
 }
 
-func newTicketCache(size int, logger *zap.Logger) *ticketCache {
+// capped returns t usable until at at the latest.
+func (t *ticket) capped(at time.Time) *ticket {
+	if t.expires.Before(at) {
+		return t
+	}
+	c := *t
+	c.expires = at
+	c.refreshAt = earliest(c.refreshAt, at)
+	return &c
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// record is t's token and t as they are kept in storage; with t nil, the
+// token alone.
+func record(tok *accessToken, t *ticket) storedRecord {
+	r := storedRecord{Token: tok.value, TokenFetched: tok.fetched, TokenLifeMS: tok.life.Milliseconds(), Gen: tok.gen, By: tok.by}
+	if t != nil {
+		r.Ticket, r.TicketFetched, r.TicketLifeMS = t.value, t.fetched, t.life.Milliseconds()
+	}
+	return r
+}
+
+func newTicketCache(size int) *ticketCache {
 	entries, err := lru.New[string, *entry](size)
 	if err != nil {
 		panic(err) // only for size <= 0, which callers never pass
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	host, _ := os.Hostname()
 	c := &ticketCache{
 		client:      newOAuthClient(),
 		now:         time.Now,
 		jitter:      func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) },
-		entries:     entries,
+		instance:    host + "/" + strconv.Itoa(os.Getpid()),
 		autoRefresh: true,
+		entries:     entries,
 		ctx:         ctx,
 		cancel:      cancel,
 		wake:        make(chan struct{}, 1),
-		apps:        make(map[string]*appConfig),
+		apps:        make(map[string][]*appConfig),
 	}
-	c.logger.Store(logger)
 	return c
 }
 
@@ -157,47 +247,67 @@ func appKey(c credentials) string {
 	return c.appID + "\x00" + c.baseURL + "\x00" + hex.EncodeToString(sum[:8])
 }
 
-// register records that a handler signs for key with cfg; unregister undoes
-// it. An app whose last handler is gone is forgotten, ticket and all.
-func (c *ticketCache) register(key string, cfg appConfig, logger *zap.Logger) {
-	c.logger.Store(logger)
+// register records that a handler signs for key with cfg, and returns the
+// registration for unregister. An app whose last handler is gone is
+// forgotten, ticket and all.
+func (c *ticketCache) register(key string, cfg appConfig) *appConfig {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cfg.refs = 1
-	if old, ok := c.apps[key]; ok {
-		cfg.refs += old.refs
-	}
-	c.apps[key] = &cfg
+	reg := &cfg
+	c.apps[key] = append(c.apps[key], reg)
+	return reg
 }
 
-func (c *ticketCache) unregister(key string) {
+func (c *ticketCache) unregister(key string, reg *appConfig) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a, ok := c.apps[key]
-	if !ok {
+	regs := slices.DeleteFunc(c.apps[key], func(r *appConfig) bool { return r == reg })
+	if len(regs) > 0 {
+		c.apps[key] = regs
 		return
 	}
-	if a.refs--; a.refs == 0 {
-		delete(c.apps, key)
-		c.entries.Remove(key)
-	}
+	delete(c.apps, key)
+	c.entries.Remove(key)
 }
 
+// app returns how key's tickets are fetched now.
 func (c *ticketCache) app(key string) (appConfig, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a, ok := c.apps[key]
-	if !ok {
+	regs := c.apps[key]
+	if len(regs) == 0 {
 		return appConfig{}, false
 	}
-	return *a, true
+	return *regs[len(regs)-1], true
 }
 
-func (c *ticketCache) log() *zap.Logger { return c.logger.Load() }
+// otherBaseURLs returns the base URLs, other than baseURL, that appID is
+// registered with.
+func (c *ticketCache) otherBaseURLs(appID, baseURL string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, regs := range c.apps {
+		for _, r := range regs {
+			if r.creds.appID == appID && r.creds.baseURL != baseURL && !slices.Contains(out, r.creds.baseURL) {
+				out = append(out, r.creds.baseURL)
+			}
+		}
+	}
+	return out
+}
+
+func (c *ticketCache) appLog(cfg appConfig) *zap.Logger {
+	return cfg.logger.With(zap.String("app_id", cfg.creds.appID), zap.String("base_url", cfg.creds.baseURL))
+}
 
 // errNotRegistered is returned for an app no handler registered: a bug, or a
 // request that raced the Cleanup of its handler.
 var errNotRegistered = errors.New("app is not configured")
+
+// errLockTimeout is returned when a peer held the storage lock for the whole
+// fetch timeout.
+var errLockTimeout = errors.New("waiting for the storage lock: a peer's fetch took longer than fetch_timeout")
 
 // backoffError is returned instead of fetching while a failed fetch is being
 // backed off from.
@@ -249,26 +359,28 @@ func (c *ticketCache) entry(key string) *entry {
 	return n
 }
 
-// refresh fetches a new ticket for key unless, by now, the current one is
-// good enough. Callers hold key's flight.
+// refresh gets a new ticket for key unless, by now, the current one is good
+// enough: from storage if a peer stored one that is, else from WeBank.
+// Callers hold key's flight.
 func (c *ticketCache) refresh(key, reason string, goodEnough func(*ticket, time.Time) bool) (*ticket, error) {
 	e := c.entry(key)
-	now := c.now()
-	if t := e.cur.Load(); t != nil && goodEnough(t, now) {
+	if t := e.cur.Load(); t != nil && goodEnough(t, c.now()) {
 		return t, nil // replaced while we waited for the flight
 	}
-	if err := e.backingOff(now); err != nil {
+	if err := e.backingOff(c.now()); err != nil {
 		return nil, err
 	}
 	cfg, ok := c.app(key)
 	if !ok {
 		return nil, errNotRegistered
 	}
-	log := c.log().With(zap.String("app_id", cfg.creds.appID), zap.String("base_url", cfg.creds.baseURL))
-
+	log := c.appLog(cfg)
 	ctx, cancel := context.WithTimeout(c.ctx, cfg.timeout)
 	defer cancel()
-	value, life, err := fetchTicket(ctx, c.client, cfg.creds)
+	usable := func(t *ticket) bool {
+		return goodEnough(t, c.now()) && !e.isRejected(t.value)
+	}
+	t, adopted, err := c.obtain(ctx, cfg, e, usable, log)
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return nil, err // shutting down
@@ -285,20 +397,189 @@ func (c *ticketCache) refresh(key, reason string, goodEnough func(*ticket, time.
 		c.kick()
 		return nil, err
 	}
-	t := newTicket(value, now, life, cfg.refresh)
-	// Store into the entry that is in the cache now: it may have been evicted
-	// and replaced while we fetched.
-	c.entry(key).cur.Store(t)
 	e.succeeded()
-	log.Info("ticket refreshed", zap.String("reason", reason),
-		zap.Duration("expires_in", t.expires.Sub(now)), zap.Duration("refresh_in", t.refreshAt.Sub(now)))
+	if _, ok := c.app(key); !ok {
+		return t, nil // unregistered while we fetched: keep nothing
+	}
+	// Install into the entry that is in the cache now: it may have been
+	// evicted and replaced while we fetched.
+	t = c.entry(key).install(t)
+	msg := "ticket fetched"
+	if adopted {
+		msg = "ticket adopted from storage"
+	}
+	log.Info(msg, zap.String("reason", reason), zap.Uint64("generation", t.token.gen), zap.String("fetched_by", t.token.by),
+		zap.Duration("expires_in", t.expires.Sub(c.now())), zap.Duration("refresh_in", t.refreshAt.Sub(c.now())))
 	c.startRefresher()
 	c.kick()
 	return t, nil
 }
 
+// obtain returns a ticket for cfg's app that usable accepts: one a peer
+// stored (adopted is true), or else a new one made under the storage lock
+// and stored, as certmagic coordinates certificate issuance: lock, load
+// again, fetch only what is still needed, store, unlock. A new token is
+// fetched only if the newest one known is due, rejected or expired;
+// otherwise only a ticket is. Without storage, or when it fails, it fetches
+// without the lock.
+func (c *ticketCache) obtain(ctx context.Context, cfg appConfig, e *entry, usable func(*ticket) bool, log *zap.Logger) (t *ticket, adopted bool, err error) {
+	st := cfg.store
+	if st != nil {
+		if t, _, _ := c.loadStored(ctx, cfg, e, log); t != nil && usable(t) {
+			return t, true, nil
+		}
+		if err := st.lock(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, false, errLockTimeout
+			}
+			c.storageFailed(err, log)
+			st = nil
+		} else {
+			defer func() {
+				if err := st.unlock(); err != nil {
+					log.Warn("releasing the storage lock failed", zap.Error(err))
+				}
+			}()
+			// A peer may have fetched while we waited for the lock.
+			if t, _, _ := c.loadStored(ctx, cfg, e, log); t != nil && usable(t) {
+				return t, true, nil
+			}
+		}
+	}
+
+	tok := e.newestToken()
+	if now := c.now(); tok == nil || !now.Before(tok.expires()) || !now.Before(tok.dueAt(cfg.refresh)) || e.isRejectedToken(tok) {
+		var gen uint64
+		if tok != nil {
+			gen = tok.gen
+		}
+		start := c.now()
+		value, life, err := fetchToken(ctx, c.client, cfg.creds)
+		if err != nil {
+			return nil, false, err
+		}
+		tok = &accessToken{value: value, gen: gen + 1, by: c.instance, fetched: start, life: life}
+		e.learnToken(tok)
+		if st != nil { // peers learn now that their ticket dies within a minute
+			c.save(ctx, st, record(tok, nil), log)
+		}
+	}
+	start := c.now()
+	value, life, err := fetchSignTicket(ctx, c.client, cfg.creds, tok.value)
+	if err != nil {
+		return nil, false, err
+	}
+	t = newTicket(value, start, life, tok, cfg.refresh)
+	if st != nil {
+		c.save(ctx, st, record(tok, t), log)
+	}
+	return t, false, nil
+}
+
+func (c *ticketCache) save(ctx context.Context, st *ticketStore, rec storedRecord, log *zap.Logger) {
+	if err := st.save(ctx, rec); err != nil {
+		c.storageFailed(err, log)
+		return
+	}
+	c.storageOK(log)
+}
+
+// loadStored reads cfg's record, makes e learn its token, and returns its
+// ticket and its token. The ticket is nil when the record has none, the
+// token too when there is no record or it does not open (logged: it will be
+// replaced); ok is false when storage failed (logged once until it works
+// again).
+func (c *ticketCache) loadStored(ctx context.Context, cfg appConfig, e *entry, log *zap.Logger) (t *ticket, tok *accessToken, ok bool) {
+	rec, err := cfg.store.load(ctx)
+	switch {
+	case err == nil:
+		c.storageOK(log)
+	case errors.Is(err, errNoRecord):
+		c.storageOK(log)
+		if err != errNoRecord {
+			log.Warn("ignoring the stored ticket record; it will be replaced", zap.String("why", err.Error()))
+		}
+		return nil, nil, true
+	default:
+		c.storageFailed(err, log)
+		return nil, nil, false
+	}
+	tok = &accessToken{
+		value: rec.Token, gen: rec.Gen, by: rec.By, fetched: rec.TokenFetched,
+		life: min(time.Duration(rec.TokenLifeMS)*time.Millisecond, maxTokenLife),
+	}
+	newest := e.learnToken(tok)
+	if rec.Ticket == "" || newest.value != rec.Token {
+		return nil, tok, true
+	}
+	life := min(time.Duration(rec.TicketLifeMS)*time.Millisecond, maxTicketLife)
+	return newTicket(rec.Ticket, rec.TicketFetched, life, newest, cfg.refresh), tok, true
+}
+
+// learnToken records tok as e's newest token unless e knows a newer one,
+// and returns the newest. A ticket made with an older token is then usable
+// only until WeBank retires that token, a minute after tok was issued.
+func (e *entry) learnToken(tok *accessToken) *accessToken {
+	e.mu.Lock()
+	if e.token != nil && e.token.gen >= tok.gen {
+		tok = e.token
+		e.mu.Unlock()
+		return tok
+	}
+	e.token = tok
+	e.mu.Unlock()
+	retire := tok.fetched.Add(tokenOverlap - min(maxExpirySkew, tokenOverlap/10))
+	for {
+		cur := e.cur.Load()
+		if cur == nil || cur.token.gen >= tok.gen || e.cur.CompareAndSwap(cur, cur.capped(retire)) {
+			return tok
+		}
+	}
+}
+
+func (e *entry) newestToken() *accessToken {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.token
+}
+
+func (e *entry) isRejectedToken(tok *accessToken) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rejectedToken == tok.value
+}
+
+// storageFailed notes that storage failed; the first failure after it
+// worked is logged.
+func (c *ticketCache) storageFailed(err error, log *zap.Logger) {
+	if c.storageDown.CompareAndSwap(false, true) {
+		log.Warn("storage unavailable; tickets are kept in memory only until it works again", zap.Error(err))
+	}
+}
+
+func (c *ticketCache) storageOK(log *zap.Logger) {
+	if c.storageDown.CompareAndSwap(true, false) {
+		log.Info("storage available again")
+	}
+}
+
+// install makes t e's ticket unless e already has a newer one, and returns
+// the ticket e then has.
+func (e *entry) install(t *ticket) *ticket {
+	e.learnToken(t.token)
+	for {
+		cur := e.cur.Load()
+		if cur != nil && cur != t && cur.newer(t) {
+			return cur
+		}
+		if e.cur.CompareAndSwap(cur, t) {
+			return t
+		}
+	}
+}
+
 // invalidate tells the cache that WeBank rejected t as stale. It drops t, so
-// the next request fetches a new ticket, and reports whether a retry will use
+// the next request gets another ticket, and reports whether a retry will use
 // a different ticket: false if t was dropped too recently to drop it again.
 func (c *ticketCache) invalidate(key string, t *ticket) bool {
 	e, ok := c.entries.Peek(key)
@@ -315,12 +596,19 @@ func (c *ticketCache) invalidate(key string, t *ticket) bool {
 		return false
 	}
 	e.lastForced = now
+	e.rejected, e.rejectedToken = t.value, t.token.value
 	e.cur.CompareAndSwap(t, nil)
 	if cfg, ok := c.app(key); ok {
-		c.log().Warn("WeBank rejected the ticket; fetching a new one",
-			zap.String("app_id", cfg.creds.appID), zap.Duration("ticket_age", now.Sub(t.fetched)))
+		c.appLog(cfg).Warn("WeBank rejected the ticket; getting another one",
+			zap.Uint64("generation", t.token.gen), zap.Duration("ticket_age", now.Sub(t.fetched)))
 	}
 	return true
+}
+
+func (e *entry) isRejected(value string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rejected == value
 }
 
 // failed records a failed fetch and returns how long to back off.
@@ -355,45 +643,66 @@ func (e *entry) backingOff(now time.Time) error {
 	return &backoffError{e.lastErr, e.retryAt.Sub(now)}
 }
 
-// dueAt returns when the background refresher should next fetch for e.
-func (e *entry) dueAt(t *ticket) time.Time {
+// schedule returns when the refresher should next refresh e's ticket t, and
+// when it should next poll storage (the zero time if it has never polled).
+func (e *entry) schedule(t *ticket) (refresh, poll time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.retryAt.After(t.refreshAt) {
-		return e.retryAt
+	refresh = t.refreshAt
+	if e.retryAt.After(refresh) {
+		refresh = e.retryAt
 	}
-	return t.refreshAt
+	return refresh, e.nextPoll
+}
+
+func (e *entry) setNextPoll(at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nextPoll = at
 }
 
 // dueKeys returns the apps whose ticket the refresher should replace now,
-// and when the next one falls due. Apps without a ticket are left to the
-// next request that needs one.
-func (c *ticketCache) dueKeys(now time.Time) (due []string, next time.Time) {
+// those whose storage it should poll for a peer's newer ticket, and when the
+// next work falls due. Apps without a ticket are left to the next request
+// that needs one.
+func (c *ticketCache) dueKeys(now time.Time) (refresh, poll []string, next time.Time) {
 	c.mu.Lock()
 	keys := make([]string, 0, len(c.apps))
-	for k := range c.apps {
+	polled := make(map[string]bool, len(c.apps))
+	for k, regs := range c.apps {
 		keys = append(keys, k)
+		polled[k] = regs[len(regs)-1].store != nil
 	}
 	c.mu.Unlock()
 	next = now.Add(maxLoopWait)
+	earlier := func(at time.Time) {
+		if at.Before(next) {
+			next = at
+		}
+	}
 	for _, key := range keys {
 		e, ok := c.entries.Peek(key)
-		if !ok || e.refreshing.Load() {
+		if !ok || e.busy.Load() {
 			continue
 		}
 		t := e.cur.Load()
 		if t == nil {
 			continue
 		}
-		if at := e.dueAt(t); now.Before(at) {
-			if at.Before(next) {
-				next = at
+		refreshAt, pollAt := e.schedule(t)
+		switch {
+		case !now.Before(refreshAt):
+			refresh = append(refresh, key)
+		case polled[key] && !now.Before(pollAt):
+			poll = append(poll, key)
+		default:
+			earlier(refreshAt)
+			if polled[key] {
+				earlier(pollAt)
 			}
-			continue
 		}
-		due = append(due, key)
 	}
-	return due, next
+	return refresh, poll, next
 }
 
 // refreshScheduled replaces key's ticket if it is still due for refresh.
@@ -403,6 +712,63 @@ func (c *ticketCache) refreshScheduled(key string) {
 			return now.Before(t.refreshAt)
 		})
 	})
+}
+
+// pollStored adopts a newer ticket a peer stored for key (or learns of a
+// newer token, which retires the current ticket a minute on), and puts key's
+// token and ticket back into storage if the record there is older, missing
+// or does not open: after storage came back, say.
+func (c *ticketCache) pollStored(key string) {
+	e, ok := c.entries.Peek(key)
+	cfg, registered := c.app(key)
+	if !ok || !registered || cfg.store == nil {
+		return
+	}
+	e.setNextPoll(c.now().Add(cfg.poll))
+	log := c.appLog(cfg)
+	ctx, cancel := context.WithTimeout(c.ctx, cfg.timeout)
+	defer cancel()
+	t, stored, ok := c.loadStored(ctx, cfg, e, log)
+	if !ok {
+		return
+	}
+	cur := e.cur.Load()
+	if cur != nil && c.now().Before(cur.expires) && (stored == nil || stored.gen < cur.token.gen) {
+		c.restore(ctx, cfg, cur, log)
+		return
+	}
+	if t == nil || e.isRejected(t.value) || !c.now().Before(t.expires) || (cur != nil && !t.newer(cur)) {
+		return
+	}
+	if e.install(t) == t {
+		log.Info("ticket adopted from a peer", zap.Uint64("generation", t.token.gen), zap.String("fetched_by", t.token.by),
+			zap.Duration("expires_in", t.expires.Sub(c.now())))
+		c.kick()
+	}
+}
+
+// restore stores t and its token for cfg's app, under the lock, if storage
+// still holds no record that opens, or an older one.
+func (c *ticketCache) restore(ctx context.Context, cfg appConfig, t *ticket, log *zap.Logger) {
+	if err := cfg.store.lock(ctx); err != nil {
+		c.storageFailed(err, log)
+		return
+	}
+	defer func() {
+		if err := cfg.store.unlock(); err != nil {
+			log.Warn("releasing the storage lock failed", zap.Error(err))
+		}
+	}()
+	rec, err := cfg.store.load(ctx)
+	if err == nil && rec.Gen >= t.token.gen || err != nil && !errors.Is(err, errNoRecord) {
+		return // a peer stored a newer one meanwhile, or storage failed
+	}
+	if err := cfg.store.save(ctx, record(t.token, t)); err != nil {
+		c.storageFailed(err, log)
+		return
+	}
+	c.storageOK(log)
+	log.Info("stored the current ticket again", zap.Uint64("generation", t.token.gen))
 }
 
 // startRefresher starts the background refresher once, unless the cache is
@@ -425,25 +791,19 @@ func (c *ticketCache) kick() {
 	}
 }
 
-// refresher refreshes tickets as they fall due until the cache is destructed.
+// refresher refreshes tickets and polls storage as they fall due, until the
+// cache is destructed.
 func (c *ticketCache) refresher() {
 	defer c.wg.Done()
 	timer := time.NewTimer(maxLoopWait)
 	defer timer.Stop()
 	for {
-		due, next := c.dueKeys(c.now())
-		for _, key := range due {
-			e, ok := c.entries.Peek(key)
-			if !ok || !e.refreshing.CompareAndSwap(false, true) {
-				continue
-			}
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				defer c.kick()
-				defer e.refreshing.Store(false)
-				c.refreshScheduled(key)
-			}()
+		refresh, poll, next := c.dueKeys(c.now())
+		for _, key := range refresh {
+			c.background(key, c.refreshScheduled)
+		}
+		for _, key := range poll {
+			c.background(key, c.pollStored)
 		}
 		timer.Reset(max(0, next.Sub(c.now())))
 		select {
@@ -453,6 +813,21 @@ func (c *ticketCache) refresher() {
 		case <-timer.C:
 		}
 	}
+}
+
+// background runs work(key) in a goroutine unless work for key is under way.
+func (c *ticketCache) background(key string, work func(string)) {
+	e, ok := c.entries.Peek(key)
+	if !ok || !e.busy.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.kick()
+		defer e.busy.Store(false)
+		work(key)
+	}()
 }
 
 // Destruct stops the refresher and any fetch under way. It implements

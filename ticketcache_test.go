@@ -57,14 +57,14 @@ func newCacheFixture(t *testing.T, opts webanktest.Options) *cacheFixture {
 	opts.Now = clock.Now
 	fake := webanktest.NewServer(opts)
 	t.Cleanup(fake.Close)
-	c := newTicketCache(16, zaptest.NewLogger(t))
+	c := newTicketCache(16)
 	c.now = clock.Now
 	c.jitter = func(d time.Duration) time.Duration { return d } // backoffs at their upper bound
 	c.autoRefresh = false
 	t.Cleanup(func() { _ = c.Destruct() })
 	creds := credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL}
 	key := appKey(creds)
-	c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second}, zaptest.NewLogger(t))
+	c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second, logger: zaptest.NewLogger(t)})
 	return &cacheFixture{clock, fake, c, key}
 }
 
@@ -90,18 +90,20 @@ func (f *cacheFixture) wantCalls(t *testing.T, tokens int64) {
 func TestNewTicketSchedule(t *testing.T) {
 	t0 := newTestClock().Now()
 	tests := []struct {
-		name                   string
-		life, refresh          time.Duration
-		wantRefresh, wantUntil time.Duration
+		name                     string
+		tokenLife, life, refresh time.Duration
+		wantRefresh, wantUntil   time.Duration
 	}{
-		{"documented lifetimes", time.Hour, 20 * time.Minute, 20 * time.Minute, time.Hour - 30*time.Second},
-		{"short expire_in wins over refresh", 10 * time.Minute, 20 * time.Minute, 450 * time.Second, 9*time.Minute + 30*time.Second},
-		{"seconds-long test lifetimes", 2 * time.Second, time.Second, time.Second, 1800 * time.Millisecond},
-		{"refresh longer than life", 2 * time.Second, time.Minute, 1500 * time.Millisecond, 1800 * time.Millisecond},
+		{"documented lifetimes", 2 * time.Hour, time.Hour, 20 * time.Minute, 20 * time.Minute, time.Hour - 30*time.Second},
+		{"short expire_in wins over refresh", 2 * time.Hour, 10 * time.Minute, 20 * time.Minute, 450 * time.Second, 9*time.Minute + 30*time.Second},
+		{"seconds-long test lifetimes", 2 * time.Second, 2 * time.Second, time.Second, time.Second, 1800 * time.Millisecond},
+		{"refresh longer than life", 2 * time.Second, 2 * time.Second, time.Minute, 1500 * time.Millisecond, 1800 * time.Millisecond},
+		{"the token ends first", 10 * time.Minute, time.Hour, 20 * time.Minute, 450 * time.Second, 9*time.Minute + 30*time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tk := newTicket("v", t0, tt.life, tt.refresh)
+			tok := &accessToken{value: "tok", gen: 1, fetched: t0, life: tt.tokenLife}
+			tk := newTicket("v", t0, tt.life, tok, tt.refresh)
 			if got := tk.refreshAt.Sub(t0); got != tt.wantRefresh {
 				t.Errorf("refresh after %v, want %v", got, tt.wantRefresh)
 			}
@@ -127,12 +129,12 @@ func TestCacheScheduledRefresh(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
 	first := f.ticket(t)
 	f.clock.Advance(20*time.Minute - time.Second)
-	due, next := f.cache.dueKeys(f.clock.Now())
+	due, _, next := f.cache.dueKeys(f.clock.Now())
 	if len(due) != 0 || next.Sub(f.clock.Now()) != time.Second {
 		t.Fatalf("dueKeys a second early = %v, next in %v; want none, next in 1s", due, next.Sub(f.clock.Now()))
 	}
 	f.clock.Advance(time.Second)
-	if due, _ := f.cache.dueKeys(f.clock.Now()); len(due) != 1 || due[0] != f.key {
+	if due, _, _ := f.cache.dueKeys(f.clock.Now()); len(due) != 1 || due[0] != f.key {
 		t.Fatalf("dueKeys at 20m = %v, want the app", due)
 	}
 	f.cache.refreshScheduled(f.key)
@@ -162,7 +164,7 @@ func TestCacheRefreshFailure(t *testing.T) {
 		if tk := f.ticket(t); tk != first {
 			t.Fatalf("after failed refresh %d: requests no longer get the current ticket", i+1)
 		}
-		due, next := f.cache.dueKeys(f.clock.Now())
+		due, _, next := f.cache.dueKeys(f.clock.Now())
 		if len(due) != 0 || next.Sub(f.clock.Now()) != wantBackoff {
 			t.Fatalf("after failed refresh %d: due %v, next in %v; want the retry in %v", i+1, due, next.Sub(f.clock.Now()), wantBackoff)
 		}
@@ -193,7 +195,7 @@ func TestCacheRefreshFailure(t *testing.T) {
 	if tk := f.ticket(t); tk.value == first.value {
 		t.Errorf("recovered with the old ticket")
 	}
-	if due, _ := f.cache.dueKeys(f.clock.Now()); len(due) != 0 {
+	if due, _, _ := f.cache.dueKeys(f.clock.Now()); len(due) != 0 {
 		t.Errorf("after recovery, due = %v, want none", due)
 	}
 }
@@ -264,13 +266,25 @@ func TestCacheInvalidate(t *testing.T) {
 
 func TestCacheRegistration(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
-	cfg, _ := f.cache.app(f.key)
-	f.cache.register(f.key, cfg, zaptest.NewLogger(t)) // a second handler for the same app
+	f.cache.mu.Lock()
+	first := f.cache.apps[f.key][0]
+	f.cache.mu.Unlock()
+	cfg := *first
+	cfg.refresh = time.Hour
+	second := f.cache.register(f.key, cfg) // a second handler for the same app
+	if got, _ := f.cache.app(f.key); got.refresh != time.Hour {
+		t.Errorf("the latest registration is not followed")
+	}
 	f.ticket(t)
-	f.cache.unregister(f.key)
+	f.cache.unregister(f.key, second)
+	if got, _ := f.cache.app(f.key); got.refresh != defaultRefresh {
+		t.Errorf("after the latest handler left, refresh = %v, want the remaining handler's", got.refresh)
+	}
 	f.ticket(t) // still registered once
 	f.wantCalls(t, 1)
-	f.cache.unregister(f.key)
+	f.cache.unregister(f.key, second) // twice: no effect
+	f.ticket(t)
+	f.cache.unregister(f.key, first)
 	if _, err := f.cache.ticket(context.Background(), f.key); !errors.Is(err, errNotRegistered) {
 		t.Errorf("ticket after the last unregister = %v, want errNotRegistered", err)
 	}
@@ -301,10 +315,10 @@ func TestCacheRefresherRunsAndStops(t *testing.T) {
 		TokenTTL: 2 * time.Second, TicketTTL: 2 * time.Second,
 	})
 	defer fake.Close()
-	c := newTicketCache(16, zaptest.NewLogger(t))
+	c := newTicketCache(16)
 	creds := credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL}
 	key := appKey(creds)
-	c.register(key, appConfig{creds: creds, refresh: 200 * time.Millisecond, timeout: 5 * time.Second}, zaptest.NewLogger(t))
+	c.register(key, appConfig{creds: creds, refresh: 200 * time.Millisecond, timeout: 5 * time.Second, logger: zaptest.NewLogger(t)})
 	first, err := c.ticket(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)

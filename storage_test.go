@@ -1,0 +1,356 @@
+package webanksign
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
+)
+
+// flakyStorage is a certmagic.Storage that fails every call while down is
+// set, as a read-only directory or a Redis that went away would.
+type flakyStorage struct {
+	certmagic.Storage
+	down atomic.Bool
+}
+
+var errStorageDown = errors.New("storage down (test)")
+
+func (s *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if s.down.Load() {
+		return nil, errStorageDown
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+func (s *flakyStorage) Store(ctx context.Context, key string, v []byte) error {
+	if s.down.Load() {
+		return errStorageDown
+	}
+	return s.Storage.Store(ctx, key, v)
+}
+
+func (s *flakyStorage) Lock(ctx context.Context, name string) error {
+	if s.down.Load() {
+		return errStorageDown
+	}
+	return s.Storage.Lock(ctx, name)
+}
+
+// sidecar is one ticket cache on the shared clock and storage, as one Caddy
+// process of a fleet would have, with its logs observed.
+type sidecar struct {
+	cache *ticketCache
+	key   string
+	logs  *observer.ObservedLogs
+}
+
+// fleetFixture is a fake WeBank and a storage shared by several sidecars,
+// all on one injected clock.
+type fleetFixture struct {
+	clock   *testClock
+	fake    *webanktest.Server
+	storage *flakyStorage
+	creds   credentials
+}
+
+func newFleetFixture(t *testing.T) *fleetFixture {
+	t.Helper()
+	clock := newTestClock()
+	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}, Now: clock.Now})
+	t.Cleanup(fake.Close)
+	return &fleetFixture{
+		clock:   clock,
+		fake:    fake,
+		storage: &flakyStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}},
+		creds:   credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL},
+	}
+}
+
+func (f *fleetFixture) sidecar(t *testing.T) *sidecar {
+	t.Helper()
+	return f.sidecarWithSecret(t, f.creds.secret)
+}
+
+func (f *fleetFixture) sidecarWithSecret(t *testing.T, secret string) *sidecar {
+	t.Helper()
+	c := newTicketCache(16)
+	c.now = f.clock.Now
+	c.jitter = func(d time.Duration) time.Duration { return d }
+	c.autoRefresh = false
+	t.Cleanup(func() { _ = c.Destruct() })
+	creds := f.creds
+	creds.secret = secret
+	store, err := newTicketStore(f.storage, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	key := appKey(creds)
+	c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second,
+		store: store, poll: maxStoragePoll, logger: zap.New(core)})
+	return &sidecar{c, key, logs}
+}
+
+func (s *sidecar) ticket(t *testing.T) *ticket {
+	t.Helper()
+	tk, err := s.cache.ticket(context.Background(), s.key)
+	if err != nil {
+		t.Fatalf("ticket: %v", err)
+	}
+	return tk
+}
+
+func (f *fleetFixture) wantCalls(t *testing.T, tokens, tickets int64) {
+	t.Helper()
+	if got := f.fake.TokenCalls(); got != tokens {
+		t.Errorf("token calls = %d, want %d", got, tokens)
+	}
+	if got := f.fake.TicketCalls(); got != tickets {
+		t.Errorf("ticket calls = %d, want %d", got, tickets)
+	}
+}
+
+func TestSealedRecord(t *testing.T) {
+	creds := credentials{appID: "IDA1", secret: "secret-1", baseURL: "https://h"}
+	st, err := newTicketStore(&certmagic.FileStorage{Path: t.TempDir()}, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := storedRecord{Token: "TOKEN-VALUE-123", TokenFetched: time.Unix(1700000000, 0).UTC(), TokenLifeMS: 7200000,
+		Gen: 7, By: "host/1", Ticket: "TICKET-VALUE-456", TicketFetched: time.Unix(1700000001, 0).UTC(), TicketLifeMS: 3600000}
+	sealed, err := st.seal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plain := range []string{rec.Token, rec.Ticket, "TOKEN", "TICKET", "host/1"} {
+		if bytes.Contains(sealed, []byte(plain)) {
+			t.Errorf("sealed record holds %q in the clear", plain)
+		}
+	}
+	got, err := st.open(sealed)
+	if err != nil || got != rec {
+		t.Fatalf("open(seal(rec)) = %+v, %v; want %+v", got, err, rec)
+	}
+
+	other, _ := newTicketStore(st.storage, credentials{appID: "IDA1", secret: "secret-2", baseURL: "https://h"})
+	otherApp, _ := newTicketStore(st.storage, credentials{appID: "IDA2", secret: "secret-1", baseURL: "https://h"})
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)-5] ^= 1
+	tests := []struct {
+		name string
+		st   *ticketStore
+		b    []byte
+	}{
+		{"another secret", other, sealed},
+		{"another app's key", otherApp, sealed},
+		{"a flipped bit", st, flipped},
+		{"truncated", st, sealed[:len(sealed)-20]},
+		{"cut to the prefix", st, sealed[:len(sealPrefix)+3]},
+		{"not sealed at all", st, []byte(`{"token":"x"}`)},
+	}
+	for _, tt := range tests {
+		if _, err := tt.st.open(tt.b); err == nil {
+			t.Errorf("%s: the record opened", tt.name)
+		}
+	}
+}
+
+// A sidecar that starts (or restarts) with a valid ticket in storage uses it
+// and fetches nothing.
+func TestStoredTicketSurvivesRestart(t *testing.T) {
+	f := newFleetFixture(t)
+	first := f.sidecar(t).ticket(t)
+	f.wantCalls(t, 1, 1)
+	f.clock.Advance(5 * time.Minute)
+	restarted := f.sidecar(t)
+	if got := restarted.ticket(t); got.value != first.value || got.token.gen != 1 {
+		t.Errorf("restarted sidecar got another ticket (generation %d)", got.token.gen)
+	}
+	f.wantCalls(t, 1, 1)
+	if restarted.logs.FilterMessage("ticket adopted from storage").Len() != 1 {
+		t.Errorf("adoption not logged")
+	}
+}
+
+// Three sidecars on one storage: one fetch for all of them, on a cold start
+// and at every scheduled refresh, however they race for it.
+func TestFleetFetchesOncePerPeriod(t *testing.T) {
+	f := newFleetFixture(t)
+	fleet := []*sidecar{f.sidecar(t), f.sidecar(t), f.sidecar(t)}
+	race := func(do func(s *sidecar)) {
+		var wg sync.WaitGroup
+		for _, s := range fleet {
+			wg.Add(1)
+			go func() { defer wg.Done(); do(s) }()
+		}
+		wg.Wait()
+	}
+	race(func(s *sidecar) { s.ticket(t) })
+	f.wantCalls(t, 1, 1)
+	for period := 2; period <= 4; period++ {
+		f.clock.Advance(defaultRefresh)
+		race(func(s *sidecar) { s.cache.refreshScheduled(s.key) })
+		f.wantCalls(t, int64(period), int64(period))
+		gen := fleet[0].ticket(t).token.gen
+		for i, s := range fleet {
+			if g := s.ticket(t).token.gen; g != gen || g != uint64(period) {
+				t.Errorf("period %d: sidecar %d has generation %d, want %d for all", period, i, g, period)
+			}
+		}
+	}
+}
+
+// A peer's off-schedule fetch (after WeBank rejected its ticket) reaches
+// the others through their storage poll, without a fetch of their own.
+func TestPeerTicketAdoptedByPoll(t *testing.T) {
+	f := newFleetFixture(t)
+	a, b := f.sidecar(t), f.sidecar(t)
+	old := a.ticket(t)
+	b.ticket(t)
+	if !a.cache.invalidate(a.key, old) {
+		t.Fatal("invalidate refused")
+	}
+	fresh := a.ticket(t)
+	f.wantCalls(t, 2, 2)
+	if b.ticket(t).value != old.value {
+		t.Fatal("b changed ticket before polling")
+	}
+	b.cache.pollStored(b.key)
+	if got := b.ticket(t); got.value != fresh.value {
+		t.Errorf("after polling, b has generation %d, want %d", got.token.gen, fresh.token.gen)
+	}
+	f.wantCalls(t, 2, 2)
+	if b.logs.FilterMessage("ticket adopted from a peer").Len() != 1 {
+		t.Errorf("adoption from a peer not logged")
+	}
+}
+
+// A rejected ticket is not adopted back from storage: the sidecar that was
+// told by WeBank fetches a new token even though storage still holds it.
+func TestRejectedTicketNotReadopted(t *testing.T) {
+	f := newFleetFixture(t)
+	s := f.sidecar(t)
+	old := s.ticket(t)
+	s.cache.invalidate(s.key, old)
+	if got := s.ticket(t); got.value == old.value {
+		t.Fatal("the rejected ticket came back from storage")
+	}
+	f.wantCalls(t, 2, 2)
+}
+
+// A record that does not open (sealed with another secret, or tampered
+// with) is treated as absent, reported, and replaced.
+func TestUnopenableRecordReplaced(t *testing.T) {
+	for _, name := range []string{"another secret", "tampered"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFleetFixture(t)
+			ctx := context.Background()
+			now := f.clock.Now()
+			foreign := f.creds
+			foreign.secret = "an-old-secret"
+			other, _ := newTicketStore(f.storage, foreign)
+			rec := storedRecord{Token: "T", TokenFetched: now, TokenLifeMS: 7200000, Gen: 9, Ticket: "K", TicketFetched: now, TicketLifeMS: 3600000}
+			if err := other.save(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			if name == "tampered" {
+				mine, _ := newTicketStore(f.storage, f.creds)
+				sealed, _ := mine.seal(rec)
+				sealed[len(sealed)-1] ^= 0x80
+				if err := f.storage.Store(ctx, mine.key, sealed); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := f.sidecar(t)
+			if got := s.ticket(t); got.value == "K" {
+				t.Fatal("the unopenable record's ticket was used")
+			}
+			f.wantCalls(t, 1, 1)
+			if s.logs.FilterMessage("ignoring the stored ticket record; it will be replaced").Len() == 0 {
+				t.Errorf("the unopenable record was not reported")
+			}
+			if got, err := newStoreFor(t, f, s).load(ctx); err != nil || got.Ticket != s.ticket(t).value {
+				t.Errorf("after the fetch, the record does not hold the new ticket: %v", err)
+			}
+		})
+	}
+}
+
+func newStoreFor(t *testing.T, f *fleetFixture, s *sidecar) *ticketStore {
+	t.Helper()
+	cfg, _ := s.cache.app(s.key)
+	return cfg.store
+}
+
+// Storage failing mid-run: tickets keep coming (from memory, and fetched
+// without the lock), the warning is logged once, and recovery puts the
+// ticket back in storage.
+func TestStorageFailureDegradesAndRecovers(t *testing.T) {
+	f := newFleetFixture(t)
+	s := f.sidecar(t)
+	s.ticket(t)
+	f.storage.down.Store(true)
+	for range 5 {
+		s.ticket(t) // the request path does not touch storage
+	}
+	f.clock.Advance(defaultRefresh)
+	s.cache.refreshScheduled(s.key)
+	f.wantCalls(t, 2, 2)
+	f.clock.Advance(maxStoragePoll)
+	s.cache.pollStored(s.key)
+	if n := s.logs.FilterMessage("storage unavailable; tickets are kept in memory only until it works again").Len(); n != 1 {
+		t.Errorf("storage warning logged %d times, want once", n)
+	}
+	// Storage still holds generation 1; the refresh above could not store 2.
+	f.storage.down.Store(false)
+	f.clock.Advance(maxStoragePoll)
+	s.cache.pollStored(s.key)
+	if s.logs.FilterMessage("storage available again").Len() != 1 {
+		t.Errorf("recovery not logged")
+	}
+	if s.logs.FilterMessage("stored the current ticket again").Len() != 1 {
+		t.Errorf("the newer ticket was not put back into storage")
+	}
+	restarted := f.sidecar(t)
+	if got := restarted.ticket(t); got.token.gen != 2 {
+		t.Errorf("restarted sidecar adopted generation %d, want 2", got.token.gen)
+	}
+	f.wantCalls(t, 2, 2)
+}
+
+// The token step succeeds and the ticket step fails: WeBank has superseded
+// the old token, so the old ticket is used for a minute at most, and the
+// retry fetches only a ticket, with the new token, fetching no third token.
+func TestTicketStepFailureKeepsNewToken(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	old := f.ticket(t)
+	f.clock.Advance(defaultRefresh)
+	f.fake.SetFault(webanktest.TicketEndpoint, webanktest.Fault{Status: 500})
+	f.cache.refreshScheduled(f.key)
+	if f.fake.TokenCalls() != 2 || f.fake.TicketCalls() != 2 {
+		t.Fatalf("calls = %d/%d, want a new token and a failed ticket", f.fake.TokenCalls(), f.fake.TicketCalls())
+	}
+	if got := f.ticket(t); got.value != old.value || got.expires.After(f.clock.Now().Add(tokenOverlap)) {
+		t.Fatalf("old ticket not capped to the token overlap: expires in %v", got.expires.Sub(f.clock.Now()))
+	}
+	f.clock.Advance(tokenOverlap)
+	f.fake.ClearFaults()
+	fresh := f.ticket(t)
+	if fresh.value == old.value || fresh.token.gen != 2 {
+		t.Errorf("after the overlap: generation %d, want a new ticket made with token 2", fresh.token.gen)
+	}
+	if f.fake.TokenCalls() != 2 || f.fake.TicketCalls() != 3 {
+		t.Errorf("calls = %d/%d, want no third token, one more ticket", f.fake.TokenCalls(), f.fake.TicketCalls())
+	}
+}
