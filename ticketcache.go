@@ -428,13 +428,11 @@ func (c *ticketCache) obtain(ctx context.Context, cfg appConfig, e *entry, usabl
 		if t, _, _ := c.loadStored(ctx, cfg, e, log); t != nil && usable(t) {
 			return t, true, nil
 		}
-		if err := st.lock(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, false, errLockTimeout
-			}
-			c.storageFailed(err, log)
-			st = nil
-		} else {
+		t, err := c.lock(ctx, cfg, e, usable, log)
+		switch {
+		case t != nil:
+			return t, true, nil
+		case err == nil: // locked
 			defer func() {
 				if err := st.unlock(); err != nil {
 					log.Warn("releasing the storage lock failed", zap.Error(err))
@@ -444,6 +442,11 @@ func (c *ticketCache) obtain(ctx context.Context, cfg appConfig, e *entry, usabl
 			if t, _, _ := c.loadStored(ctx, cfg, e, log); t != nil && usable(t) {
 				return t, true, nil
 			}
+		case ctx.Err() != nil:
+			return nil, false, errLockTimeout
+		default:
+			c.storageFailed(err, log)
+			st = nil
 		}
 	}
 
@@ -474,6 +477,25 @@ func (c *ticketCache) obtain(ctx context.Context, cfg appConfig, e *entry, usabl
 		c.save(ctx, st, record(tok, t), log)
 	}
 	return t, false, nil
+}
+
+// lock takes cfg's storage lock and returns nil, nil. While a peer holds
+// it, storage is read again every poll interval: if the peer stored a ticket
+// that usable accepts, lock returns it, without the lock. Otherwise err says
+// why there is no lock: ctx ended, or storage failed.
+func (c *ticketCache) lock(ctx context.Context, cfg appConfig, e *entry, usable func(*ticket) bool, log *zap.Logger) (*ticket, error) {
+	for {
+		wait, cancel := context.WithTimeout(ctx, cfg.poll)
+		err := cfg.store.lock(wait)
+		expired := wait.Err() != nil
+		cancel()
+		if err == nil || !expired || ctx.Err() != nil {
+			return nil, err
+		}
+		if t, _, _ := c.loadStored(ctx, cfg, e, log); t != nil && usable(t) {
+			return t, nil
+		}
+	}
 }
 
 func (c *ticketCache) save(ctx context.Context, st *ticketStore, rec storedRecord, log *zap.Logger) {
