@@ -304,7 +304,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return writeError(w, http.StatusBadRequest, "body_not_allowed",
 			"GET and HEAD requests to WeBank's query APIs carry no body")
 	}
-	q, orderNo, err := clientQuery(r.URL.RawQuery, h.creds.appID)
+	q, err := clientQuery(r.URL.RawQuery, h.creds.appID)
 	if err != nil {
 		var qe *queryError
 		errors.As(err, &qe)
@@ -320,7 +320,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// query afterwards, so that nothing later (logs, placeholders) sees sign.
 	clientRaw := r.URL.RawQuery
 	defer func() { r.URL.RawQuery = clientRaw }()
-	r.URL.RawQuery = signQuery(q, h.creds.appID, orderNo, h.version, t.value)
+	r.URL.RawQuery = signQuery(&q, h.creds.appID, h.version, t.value)
 	if ce := h.logger.Check(zapcore.DebugLevel, "request signed"); ce != nil {
 		ce.Write(zap.String("app_id", h.creds.appID), zap.Duration("ticket_age", time.Since(t.fetched)))
 	}
@@ -337,8 +337,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := next.ServeHTTP(probe, r); err != nil {
 		return err // if nothing was sent yet, Caddy answers with the error's status
 	}
-	code := probe.code()
-	if !h.retryCodes[code] || !h.cache.invalidate(h.key, t) {
+	code := probe.retryCode(h.retryCodes)
+	if code == "" || !h.cache.invalidate(h.key, t) {
 		return probe.commit()
 	}
 	h.logger.Info("WeBank rejected the ticket; retrying with another one",
@@ -349,7 +349,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.logger.Warn("no other ticket for the retry", zap.String("app_id", h.creds.appID), zap.Error(err))
 		return probe.commit()
 	}
-	r.URL.RawQuery = signQuery(q, h.creds.appID, orderNo, h.version, t.value)
+	r.URL.RawQuery = signQuery(&q, h.creds.appID, h.version, t.value)
 	return next.ServeHTTP(w, r)
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxProbe is how much of an upstream answer is held back to read WeBank's
@@ -25,7 +26,6 @@ const maxProbe = 4 << 10
 // ResponseWriter is.
 type retryProbe struct {
 	w         http.ResponseWriter
-	base      http.Header // w's headers before the next handler ran
 	header    http.Header // the next handler's view of the headers until committed
 	status    int
 	buf       []byte
@@ -36,8 +36,7 @@ type retryProbe struct {
 // a copy of w's headers, as it would writing to w; w's own are untouched
 // until the answer is committed, so a discarded attempt leaves no trace.
 func newRetryProbe(w http.ResponseWriter) *retryProbe {
-	base := w.Header().Clone()
-	return &retryProbe{w: w, base: base, header: base.Clone()}
+	return &retryProbe{w: w, header: w.Header().Clone()}
 }
 
 func (p *retryProbe) Header() http.Header {
@@ -52,9 +51,10 @@ func (p *retryProbe) WriteHeader(status int) {
 		return
 	}
 	if status < 200 { // informational (103 Early Hints): not the answer, pass it on
+		base := p.w.Header().Clone() // w's headers are untouched until the commit
 		setHeader(p.w.Header(), p.header)
 		p.w.WriteHeader(status)
-		setHeader(p.w.Header(), p.base)
+		setHeader(p.w.Header(), base)
 		return
 	}
 	p.status = status
@@ -99,7 +99,9 @@ func (p *retryProbe) commit() error {
 		return nil
 	}
 	p.committed = true
-	setHeader(p.w.Header(), p.header)
+	dst := p.w.Header()
+	clear(dst)
+	maps.Copy(dst, p.header) // no copy of p.header needed: it is not used again
 	if p.status == 0 {
 		p.status = http.StatusOK
 	}
@@ -142,6 +144,59 @@ func (p *retryProbe) code() string {
 	}
 	code, _ := jsonScalar(v.Code)
 	return code
+}
+
+// retryCode returns WeBank's code from a complete answer that is still held
+// back if it is one of codes, and "" otherwise, as codes[p.code()] would
+// tell. Decoding the JSON costs more than signing the request, and nearly
+// every answer is not a retry, so a plain answer in which no code can be
+// WeBank's code (see mayHoldCode) is not decoded.
+func (p *retryProbe) retryCode(codes map[string]bool) string {
+	if enc := p.header.Get("Content-Encoding"); !p.committed && (enc == "" || strings.EqualFold(enc, "identity")) {
+		may := false
+		for c := range codes {
+			if may = mayHoldCode(p.buf, c); may {
+				break
+			}
+		}
+		if !may {
+			return ""
+		}
+	}
+	if code := p.code(); codes[code] {
+		return code
+	}
+	return ""
+}
+
+// mayHoldCode reports whether the JSON text body may hold code as the value
+// of a member. It is false only if it cannot: where body has no backslash
+// escape, a string value equal to an ASCII code appears as "code" in it, and
+// a number value as code after a ':' and perhaps whitespace.
+func mayHoldCode(body []byte, code string) bool {
+	for i := 0; i < len(code); i++ {
+		if code[i] >= utf8.RuneSelf { // JSON decoding turns invalid UTF-8 into U+FFFD
+			return true
+		}
+	}
+	if code == "" || bytes.IndexByte(body, '\\') >= 0 {
+		return true
+	}
+	for at := 0; ; {
+		i := bytes.Index(body[at:], []byte(code))
+		if i < 0 {
+			return false
+		}
+		i += at
+		end := i + len(code)
+		if i > 0 && body[i-1] == '"' && end < len(body) && body[end] == '"' {
+			return true
+		}
+		if before := bytes.TrimRight(body[:i], " \t\r\n"); len(before) > 0 && before[len(before)-1] == ':' {
+			return true
+		}
+		at = i + 1
+	}
 }
 
 // probeAcceptEncoding narrows a client's Accept-Encoding to what the probe

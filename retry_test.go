@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
 func gzipped(s string) []byte {
@@ -102,5 +104,103 @@ func TestRetryProbeInformational(t *testing.T) {
 	}
 	if p.committed {
 		t.Error("a 1xx committed the answer")
+	}
+}
+
+// retryCodeReference is what retryCode must answer: the code, if it is one
+// of codes.
+func retryCodeReference(p *retryProbe, codes map[string]bool) string {
+	if code := p.code(); codes[code] {
+		return code
+	}
+	return ""
+}
+
+// checkRetryCode fails t unless retryCode and retryCodeReference agree on an
+// answer of body with encoding enc, for the default codes and for codes
+// that include the answer's own.
+func checkRetryCode(t *testing.T, enc string, body []byte) {
+	t.Helper()
+	p := newRetryProbe(httptest.NewRecorder())
+	if enc != "" {
+		p.Header().Set("Content-Encoding", enc)
+	}
+	if _, err := p.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]bool{"15": true, "400101": true, "0": true, "-1": true, "A1": true, "\uFFFD": true}
+	if c := p.code(); c != "" {
+		own[c] = true
+	}
+	for _, codes := range []map[string]bool{{"15": true, "400101": true}, own} {
+		if got, want := p.retryCode(codes), retryCodeReference(p, codes); got != want {
+			t.Errorf("retryCode(%v) of %q (%s) = %q, want %q", codes, body, enc, got, want)
+		}
+	}
+}
+
+func TestRetryCodeMatchesDecoding(t *testing.T) {
+	tests := []struct {
+		name, enc, body string
+	}{
+		{"string code", "", `{"code":"15","msg":"access_token invalid"}`},
+		{"number code", "", `{"code":400101}`},
+		{"number code after whitespace", "", "{\"code\" :\n\t15 }"},
+		{"success holding the digits elsewhere", "", `{"code":"0","bizSeqNo":"2508302001559599153","n":400101.5,"s":"x15"}`},
+		{"success holding a string 15 elsewhere", "", `{"code":"0","clarity":"15"}`},
+		{"success holding a number 15 elsewhere", "", `{"code":"0","clarity":15}`},
+		{"last of duplicate keys", "", `{"code":"0","code":"15"}`},
+		{"key in another case", "", `{"CODE":"15"}`},
+		{"nested code is not WeBank's", "", `{"result":{"code":"15"}}`},
+		{"escaped code", "", `{"code":"\u00315"}`},
+		{"escaped key", "", `{"\u0063ode":"15"}`},
+		{"invalid UTF-8 becomes U+FFFD", "", "{\"code\":\"\xff\"}"},
+		{"negative number", "", `{"code":-1}`},
+		{"invalid JSON holding the code", "", `{"code":"15",}`},
+		{"array", "", `["15"]`},
+		{"empty", "", ``},
+		{"identity in capitals", "IDENTITY", `{"code":"15"}`},
+		{"gzip", "gzip", string(gzipped(`{"code":"15"}`))},
+		{"brotli", "br", `{"code":"15"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkRetryCode(t, tt.enc, []byte(tt.body)) })
+	}
+}
+
+// FuzzRetryCode checks retryCode against retryCodeReference on plain
+// answers; run it with go test -run '^$' -fuzz FuzzRetryCode.
+func FuzzRetryCode(f *testing.F) {
+	for _, s := range []string{
+		`{"code":"15","msg":"x"}`, `{"code":400101}`, `{"code":"0","bizSeqNo":"2508302001559599153"}`,
+		`{"code":"0","code": 15}`, `{"code":"\u00315"}`, `{"Code":"400101"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) { checkRetryCode(t, "", []byte(body)) })
+}
+
+// The point of mayHoldCode: a usual successful answer is not decoded.
+func TestMayHoldCode(t *testing.T) {
+	success := webanktest.New(webanktest.Options{Apps: map[string]string{testAppID: testSecret}}).
+		OCRResultBody(testAppID, "ORD20261126001", false, true)
+	tests := []struct {
+		name string
+		body []byte
+		code string
+		want bool
+	}{
+		{"successful OCR result", success, "15", false},
+		{"successful OCR result", success, "400101", false},
+		{"digits inside other values", []byte(`{"code":"0","seq":"2015","n":400101.5,"s":"x15"}`), "15", false},
+		{"string", []byte(`{"code":"15"}`), "15", true},
+		{"number", []byte(`{"code": 15}`), "15", true},
+		{"an escape could spell it", []byte(`{"code":"0","s":"\n"}`), "15", true},
+		{"non-ASCII code", []byte(`{"code":"0"}`), "\uFFFD", true},
+	}
+	for _, tt := range tests {
+		if got := mayHoldCode(tt.body, tt.code); got != tt.want {
+			t.Errorf("%s: mayHoldCode(%q) = %v, want %v", tt.name, tt.code, got, tt.want)
+		}
 	}
 }

@@ -3,8 +3,10 @@ package webanksign
 import (
 	"crypto/rand"
 	"crypto/sha1"
+	"maps"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // This file holds the pure part of the protocol: checking the client's query,
@@ -77,37 +79,179 @@ func isOrderNoByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
 }
 
-// clientQuery parses the client's raw query and checks it: a usable
-// order_no, and no app_id other than appID. It returns the parsed query and
-// the order_no, or a *queryError for the client.
-func clientQuery(rawQuery, appID string) (url.Values, string, error) {
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, "", errQueryMalformed // e.g. ';' separators, which an upstream may read differently
-	}
-	orderNo, err := checkOrderNo(q[paramOrderNo])
-	if err != nil {
-		return nil, "", err
-	}
-	for _, v := range q[paramAppID] {
-		if v != appID {
-			return nil, "", errAppIDMismatch
-		}
-	}
-	return q, orderNo, nil
+// maxInlineParams is how many parameters a query may have to be checked and
+// signed without allocating: getOcrResult takes four. A longer query takes
+// the general path, through url.ParseQuery and url.Values.
+const maxInlineParams = 16
+
+// param is one query parameter, its name and value decoded.
+type param struct{ key, value string }
+
+// checkedQuery is a client's query that clientQuery accepted: everything
+// signQuery needs to sign it, as many times as it takes.
+type checkedQuery struct {
+	orderNo string
+	n       int                    // inline[:n] are the parameters, if extra is nil
+	inline  [maxInlineParams]param // the client's parameters less app_id, sign, nonce and version, decoded, stably sorted by name
+	extra   []param                // the same, for a query of more than maxInlineParams parameters
 }
 
-// signQuery sets app_id, a fresh nonce, version and sign in q, replacing
-// whatever the client sent for them, and returns q encoded. Encoding with
-// url.Values.Encode normalises the query, so that what the upstream parses
-// is exactly what was signed. Calling it again re-signs with a new nonce.
-func signQuery(q url.Values, appID, orderNo, version, ticket string) string {
+// params returns the client's parameters that are passed on, sorted by name,
+// a name's values in the client's order.
+func (q *checkedQuery) params() []param {
+	if q.extra != nil {
+		return q.extra
+	}
+	return q.inline[:q.n]
+}
+
+// clientQuery parses the client's raw query and checks it: a usable
+// order_no, and no app_id other than appID. It returns the checked query, or
+// a *queryError for the client.
+//
+// It parses exactly as url.ParseQuery does, and fails wherever it fails: a
+// ';' in a parameter (which an upstream may read as a separator), a bad '%'
+// escape. A query of up to maxInlineParams parameters is split here without
+// allocating, each name and value decoded with url.QueryUnescape; a longer
+// one is left to url.ParseQuery itself, which also enforces its limit on the
+// number of parameters (10000; only a GODEBUG urlmaxqueryparams of 16 or
+// less would reach the short queries, and it is not honoured for them).
+func clientQuery(rawQuery, appID string) (checkedQuery, error) {
+	if strings.Count(rawQuery, "&") >= maxInlineParams {
+		return clientQueryValues(rawQuery, appID)
+	}
+	var q checkedQuery
+	var orderNos [2]string // enough to tell one from several
+	nOrderNos := 0
+	appIDMismatch := false
+	for rest := rawQuery; rest != ""; {
+		var kv string
+		kv, rest, _ = strings.Cut(rest, "&")
+		if strings.Contains(kv, ";") {
+			return checkedQuery{}, errQueryMalformed
+		}
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			return checkedQuery{}, errQueryMalformed
+		}
+		value, err := url.QueryUnescape(v)
+		if err != nil {
+			return checkedQuery{}, errQueryMalformed
+		}
+		switch key {
+		case paramAppID:
+			appIDMismatch = appIDMismatch || value != appID
+			continue // replaced by the one app_id signed
+		case paramSign, paramNonce, paramVersion:
+			continue // never the client's to choose
+		case paramOrderNo:
+			if nOrderNos < len(orderNos) {
+				orderNos[nOrderNos] = value
+			}
+			nOrderNos++
+		}
+		q.inline[q.n] = param{key, value}
+		q.n++
+	}
+	// Errors in the order url.ParseQuery and the checks below find them: a
+	// malformed query first, then order_no, then app_id.
+	orderNo, err := checkOrderNo(orderNos[:min(nOrderNos, len(orderNos))])
+	if err != nil {
+		return checkedQuery{}, err
+	}
+	if appIDMismatch {
+		return checkedQuery{}, errAppIDMismatch
+	}
+	q.orderNo = orderNo
+	// Sort by name as url.Values.Encode does, keeping each name's values in
+	// the client's order: an insertion sort, stable and at most 16 long.
+	ps := q.inline[:q.n]
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].key < ps[j-1].key; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+	return q, nil
+}
+
+// clientQueryValues is clientQuery for a query of more than maxInlineParams
+// parameters, with url.ParseQuery.
+func clientQueryValues(rawQuery, appID string) (checkedQuery, error) {
+	vals, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return checkedQuery{}, errQueryMalformed
+	}
+	orderNo, err := checkOrderNo(vals[paramOrderNo])
+	if err != nil {
+		return checkedQuery{}, err
+	}
+	for _, v := range vals[paramAppID] {
+		if v != appID {
+			return checkedQuery{}, errAppIDMismatch
+		}
+	}
+	for _, k := range []string{paramAppID, paramSign, paramNonce, paramVersion} {
+		delete(vals, k)
+	}
+	q := checkedQuery{orderNo: orderNo, extra: make([]param, 0, len(vals)+1)}
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
+		for _, v := range vals[k] {
+			q.extra = append(q.extra, param{k, v})
+		}
+	}
+	return q, nil
+}
+
+// signQuery returns q with app_id, a fresh nonce, version and sign added, in
+// the form url.Values.Encode gives it: parameters sorted by name, each name
+// and value escaped with url.QueryEscape. What the upstream parses is then
+// exactly what was signed. Calling it again re-signs with a new nonce.
+func signQuery(q *checkedQuery, appID, version, ticket string) string {
 	nonce := newNonce()
-	q[paramAppID] = []string{appID}
-	q[paramNonce] = []string{nonce}
-	q[paramVersion] = []string{version}
-	q[paramSign] = []string{sign(appID, orderNo, version, ticket, nonce)}
-	return q.Encode()
+	return encodeSigned(q, appID, version, nonce, sign(appID, q.orderNo, version, ticket, nonce))
+}
+
+// encodeSigned encodes q's parameters and the four the module owns, merged
+// in name order. None of the client's parameters has one of those four names.
+func encodeSigned(q *checkedQuery, appID, version, nonce, sig string) string {
+	owned := [...]param{ // sorted by name, and encoded: the names, the nonce and the sign need no escaping
+		{paramAppID, url.QueryEscape(appID)}, // allocates only if appID needs escaping
+		{paramNonce, nonce},
+		{paramSign, sig},
+		{paramVersion, url.QueryEscape(version)},
+	}
+	ps := q.params()
+	n := 0
+	for _, p := range owned {
+		n += len(p.key) + len(p.value) + 2
+	}
+	for _, p := range ps {
+		n += len(p.key) + len(p.value) + 2
+	}
+	var b strings.Builder
+	b.Grow(n) // exact unless a client's parameter needs escaping
+	own := owned[:]
+	for len(own) > 0 || len(ps) > 0 {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		if len(ps) == 0 || len(own) > 0 && own[0].key < ps[0].key {
+			b.WriteString(own[0].key)
+			b.WriteByte('=')
+			b.WriteString(own[0].value)
+			own = own[1:]
+			continue
+		}
+		b.WriteString(url.QueryEscape(ps[0].key)) // allocates only if the name needs escaping
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(ps[0].value))
+		ps = ps[1:]
+	}
+	return b.String()
 }
 
 // sign returns WeBank's signature of the five values: the uppercase hex SHA1
@@ -116,12 +260,11 @@ func signQuery(q url.Values, appID, orderNo, version, ticket string) string {
 func sign(appID, orderNo, version, ticket, nonce string) string {
 	vals := [5]string{appID, orderNo, version, ticket, nonce}
 	slices.Sort(vals[:])
-	h := sha1.New()
+	buf := make([]byte, 0, 256) // on the stack; real values total about 190 bytes
 	for _, v := range vals {
-		h.Write([]byte(v))
+		buf = append(buf, v...)
 	}
-	var sum [sha1.Size]byte
-	h.Sum(sum[:0])
+	sum := sha1.Sum(buf)
 	var out [signLen]byte
 	const hexUpper = "0123456789ABCDEF"
 	for i, b := range sum {
