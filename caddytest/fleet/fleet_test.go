@@ -208,9 +208,10 @@ func (f *fleet) mustGet(r *replica, orderNo string) {
 	}
 }
 
-// traffic sends requests round-robin over the replicas from a few workers
-// until done reports true or limit passes. It returns the request count and
-// the failures.
+// traffic sends requests round-robin over the replicas from a few workers,
+// each paced at one request every few milliseconds (steady traffic, not a
+// load test: the other test packages share the machine), until done reports
+// true or limit passes. It returns the request count and the failures.
 func (f *fleet) traffic(done func() bool, limit time.Duration) (int, []string) {
 	deadline := time.Now().Add(limit)
 	var mu sync.Mutex
@@ -221,7 +222,10 @@ func (f *fleet) traffic(done func() bool, limit time.Duration) (int, []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pace := time.NewTicker(5 * time.Millisecond)
+			defer pace.Stop()
 			for i := 0; !done() && time.Now().Before(deadline); i++ {
+				<-pace.C
 				r := f.replicas[(w+i)%len(f.replicas)]
 				status, body, err := f.get(r, fmt.Sprintf("W%dN%d", w, i))
 				mu.Lock()
