@@ -5,6 +5,10 @@
 package webanksign
 
 import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,13 +16,16 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -98,6 +105,8 @@ type Handler struct {
 	reg        *appConfig // this handler's registration there
 	cache      *ticketCache
 	logger     *zap.Logger
+	signed     prometheus.Counter // requests_total for this app's signed requests
+	orderKey   []byte             // keys the order_no hashes in debug logs
 }
 
 // CaddyModule returns the Caddy module information.
@@ -198,6 +207,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("this app_id is also configured with another base_url; each base_url fetches its own token, and WeBank may invalidate one with the other",
 			zap.String("app_id", h.creds.appID), zap.String("base_url", h.creds.baseURL), zap.Strings("other_base_urls", others))
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	h.signed = metrics.requests.WithLabelValues(h.creds.appID, "signed", "")
+	if h.orderKey, err = hkdf.Key(sha256.New, []byte(h.creds.secret), nil, "webank_sign order_no log hash", 32); err != nil {
+		return err
+	}
+	var emit func(string, map[string]any)
+	if app, err := ctx.App("events"); err == nil {
+		events := app.(*caddyevents.App)
+		emit = func(name string, data map[string]any) { events.Emit(ctx, name, data) }
+	}
 	h.reg = h.cache.register(h.key, appConfig{
 		creds:   h.creds,
 		refresh: h.refresh,
@@ -205,6 +226,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		store:   store,
 		poll:    min(maxStoragePoll, h.refresh/4),
 		logger:  h.logger.Named("tickets"),
+		emit:    emit,
 	})
 	return nil
 }
@@ -297,23 +319,24 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-			"only GET and HEAD requests are signed")
+		return h.reject(w, http.StatusMethodNotAllowed, "method_not_allowed", "only GET and HEAD requests are signed")
 	}
 	if r.ContentLength != 0 { // -1: chunked
-		return writeError(w, http.StatusBadRequest, "body_not_allowed",
-			"GET and HEAD requests to WeBank's query APIs carry no body")
+		return h.reject(w, http.StatusBadRequest, "body_not_allowed", "GET and HEAD requests to WeBank's query APIs carry no body")
 	}
 	q, err := clientQuery(r.URL.RawQuery, h.creds.appID)
 	if err != nil {
 		var qe *queryError
 		errors.As(err, &qe)
-		return writeError(w, qe.Status, qe.Code, qe.Msg)
+		return h.reject(w, qe.Status, qe.Code, qe.Msg)
 	}
 	t, err := h.cache.ticket(r.Context(), h.key)
 	if err != nil {
 		return h.unavailable(w, err)
 	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	h.setPlaceholders(repl, t, false)
+	h.signed.Inc()
 
 	// r.URL carries the signed query to the next handler; r.RequestURI stays
 	// as the client sent it, since reverse_proxy logs it. Restore the client's
@@ -322,7 +345,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer func() { r.URL.RawQuery = clientRaw }()
 	r.URL.RawQuery = signQuery(&q, h.creds.appID, h.version, t.value)
 	if ce := h.logger.Check(zapcore.DebugLevel, "request signed"); ce != nil {
-		ce.Write(zap.String("app_id", h.creds.appID), zap.Duration("ticket_age", time.Since(t.fetched)))
+		ce.Write(zap.String("app_id", h.creds.appID), zap.String("order_no_hash", h.orderHash(q.orderNo)),
+			zap.Uint64("generation", t.token.gen), zap.Duration("ticket_age", time.Since(t.fetched)))
 	}
 	if h.retryCodes == nil || r.Method == http.MethodHead { // a HEAD answer has no code to read
 		return next.ServeHTTP(w, r)
@@ -338,7 +362,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return err // if nothing was sent yet, Caddy answers with the error's status
 	}
 	code := probe.retryCode(h.retryCodes)
-	if code == "" || !h.cache.invalidate(h.key, t) {
+	if code == "" {
+		return probe.commit()
+	}
+	if !h.cache.invalidate(h.key, t) {
+		metrics.retries.WithLabelValues(h.creds.appID, "not_retried").Inc()
 		return probe.commit()
 	}
 	h.logger.Info("WeBank rejected the ticket; retrying with another one",
@@ -346,16 +374,47 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	t, err = h.cache.ticket(r.Context(), h.key)
 	if err != nil {
 		// No other ticket: WeBank's own answer says more than a 502 would.
+		metrics.retries.WithLabelValues(h.creds.appID, "no_ticket").Inc()
 		h.logger.Warn("no other ticket for the retry", zap.String("app_id", h.creds.appID), zap.Error(err))
 		return probe.commit()
 	}
+	metrics.retries.WithLabelValues(h.creds.appID, "retried").Inc()
+	h.setPlaceholders(repl, t, true)
 	r.URL.RawQuery = signQuery(&q, h.creds.appID, h.version, t.value)
 	return next.ServeHTTP(w, r)
+}
+
+// setPlaceholders sets the request's placeholders: facts about the signing,
+// never a secret.
+func (h *Handler) setPlaceholders(repl *caddy.Replacer, t *ticket, retried bool) {
+	if repl == nil {
+		return
+	}
+	repl.Set("http.webank_sign.app_id", h.creds.appID)
+	repl.Set("http.webank_sign.retried", retried)
+	repl.Set("http.webank_sign.generation", t.token.gen)
+	repl.Set("http.webank_sign.ticket_age", int(time.Since(t.fetched).Seconds()))
+}
+
+// orderHash returns a short keyed hash of an order number, so that logs can
+// correlate requests without holding the number itself (order numbers are
+// guessable, so the hash is keyed with a key derived from the secret).
+func (h *Handler) orderHash(orderNo string) string {
+	m := hmac.New(sha256.New, h.orderKey)
+	m.Write([]byte(orderNo))
+	return hex.EncodeToString(m.Sum(nil)[:6])
+}
+
+// reject answers a request the module refuses by itself.
+func (h *Handler) reject(w http.ResponseWriter, status int, code, msg string) error {
+	metrics.requests.WithLabelValues(h.creds.appID, "rejected", strconv.Itoa(status)).Inc()
+	return writeError(w, status, code, msg)
 }
 
 // unavailable answers a request that cannot be signed because no ticket can
 // be had. err says why, without secrets.
 func (h *Handler) unavailable(w http.ResponseWriter, err error) error {
+	metrics.requests.WithLabelValues(h.creds.appID, "unavailable", "502").Inc()
 	return writeError(w, http.StatusBadGateway, "ticket_unavailable",
 		fmt.Sprintf("no SIGN ticket for app_id %s: %v", h.creds.appID, err))
 }

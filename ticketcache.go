@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,7 @@ type appConfig struct {
 	store   *ticketStore  // nil: memory only
 	poll    time.Duration // how often the refresher looks in store for a peer's ticket
 	logger  *zap.Logger
+	emit    func(event string, data map[string]any) // Caddy events; nil: none
 }
 
 // entry is one app's ticket and the state of its fetching.
@@ -138,6 +140,13 @@ type entry struct {
 	rejected      string    // the ticket WeBank last rejected: never adopted again
 	rejectedToken string    // and its token: never used for a ticket again
 	nextPoll      time.Time // when the refresher next polls storage
+	lastFailure   failure   // the last failed fetch, kept after recovery for the status
+}
+
+// failure is a failed fetch as the status shows it: no secret in it.
+type failure struct {
+	class, msg string
+	at         time.Time
 }
 
 // accessToken is an access token, fetched here or by a peer. It is never
@@ -270,6 +279,18 @@ func (c *ticketCache) unregister(key string, reg *appConfig) {
 	c.entries.Remove(key)
 }
 
+// keys returns the registered apps' keys, sorted.
+func (c *ticketCache) keys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([]string, 0, len(c.apps))
+	for k := range c.apps {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // app returns how key's tickets are fetched now.
 func (c *ticketCache) app(key string) (appConfig, bool) {
 	c.mu.Lock()
@@ -335,7 +356,7 @@ func (c *ticketCache) ticket(ctx context.Context, key string) (*ticket, error) {
 		}
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
-		return c.refresh(key, "no usable ticket", func(t *ticket, now time.Time) bool {
+		return c.refresh(key, kindOnDemand, func(t *ticket, now time.Time) bool {
 			return now.Before(t.expires)
 		})
 	})
@@ -359,10 +380,18 @@ func (c *ticketCache) entry(key string) *entry {
 	return n
 }
 
+// Kinds of refresh, for logs, metrics and events.
+const (
+	kindOnDemand  = "on_demand" // a request found no usable ticket
+	kindScheduled = "scheduled" // the refresher, ahead of expiry
+	kindForced    = "forced"    // POST /webank_sign/refresh
+	kindPoll      = "poll"      // the refresher found a peer's newer ticket
+)
+
 // refresh gets a new ticket for key unless, by now, the current one is good
 // enough: from storage if a peer stored one that is, else from WeBank.
 // Callers hold key's flight.
-func (c *ticketCache) refresh(key, reason string, goodEnough func(*ticket, time.Time) bool) (*ticket, error) {
+func (c *ticketCache) refresh(key, kind string, goodEnough func(*ticket, time.Time) bool) (*ticket, error) {
 	e := c.entry(key)
 	if t := e.cur.Load(); t != nil && goodEnough(t, c.now()) {
 		return t, nil // replaced while we waited for the flight
@@ -380,19 +409,24 @@ func (c *ticketCache) refresh(key, reason string, goodEnough func(*ticket, time.
 	usable := func(t *ticket) bool {
 		return goodEnough(t, c.now()) && !e.isRejected(t.value)
 	}
+	began := time.Now()
 	t, adopted, err := c.obtain(ctx, cfg, e, usable, log)
+	metrics.refreshDuration.WithLabelValues(kind).Observe(time.Since(began).Seconds())
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return nil, err // shutting down
 		}
 		retryIn := e.failed(err, c.now(), c.jitter)
+		metrics.refreshes.WithLabelValues(cfg.creds.appID, kind, "failed", errClass(err)).Inc()
+		c.emit(cfg, "ticket_refresh_failed", nil, map[string]any{
+			"kind": kind, "error_class": errClass(err), "error": err.Error(), "retry_in": retryIn.String()})
 		if t := e.cur.Load(); t != nil && c.now().Before(t.expires) {
 			log.Warn("ticket refresh failed; serving the current ticket until it expires",
-				zap.String("reason", reason), zap.Error(err), zap.Duration("retry_in", retryIn),
+				zap.String("kind", kind), zap.Error(err), zap.Duration("retry_in", retryIn),
 				zap.Duration("ticket_expires_in", t.expires.Sub(c.now())))
 		} else {
 			log.Error("ticket fetch failed; requests cannot be signed",
-				zap.String("reason", reason), zap.Error(err), zap.Duration("retry_in", retryIn))
+				zap.String("kind", kind), zap.Error(err), zap.Duration("retry_in", retryIn))
 		}
 		c.kick()
 		return nil, err
@@ -404,15 +438,39 @@ func (c *ticketCache) refresh(key, reason string, goodEnough func(*ticket, time.
 	// Install into the entry that is in the cache now: it may have been
 	// evicted and replaced while we fetched.
 	t = c.entry(key).install(t)
-	msg := "ticket fetched"
+	result, msg, event := "fetched", "ticket fetched", "ticket_refreshed"
 	if adopted {
-		msg = "ticket adopted from storage"
+		result, msg, event = "adopted", "ticket adopted from storage", "ticket_adopted"
 	}
-	log.Info(msg, zap.String("reason", reason), zap.Uint64("generation", t.token.gen), zap.String("fetched_by", t.token.by),
+	metrics.refreshes.WithLabelValues(cfg.creds.appID, kind, result, "").Inc()
+	c.emit(cfg, event, t, map[string]any{"kind": kind})
+	log.Info(msg, zap.String("kind", kind), zap.Uint64("generation", t.token.gen), zap.String("fetched_by", t.token.by),
 		zap.Duration("expires_in", t.expires.Sub(c.now())), zap.Duration("refresh_in", t.refreshAt.Sub(c.now())))
 	c.startRefresher()
 	c.kick()
 	return t, nil
+}
+
+// emit sends a Caddy event about cfg's app, if the config has the events
+// app. Its data never holds a secret: the ticket only as a fingerprint.
+func (c *ticketCache) emit(cfg appConfig, event string, t *ticket, data map[string]any) {
+	if cfg.emit == nil {
+		return
+	}
+	data["app_id"], data["base_url"] = cfg.creds.appID, cfg.creds.baseURL
+	if t != nil {
+		data["generation"], data["fetched_by"] = t.token.gen, t.token.by
+		data["ticket_fingerprint"] = fingerprint(t.value)
+		data["expires_in"] = t.expires.Sub(c.now()).Round(time.Second).String()
+	}
+	cfg.emit(event, data)
+}
+
+// fingerprint is a short hash that tells tickets apart without revealing
+// anything usable of them.
+func fingerprint(ticket string) string {
+	sum := sha256.Sum256([]byte("webank_sign fingerprint\x00" + ticket))
+	return hex.EncodeToString(sum[:4])
 }
 
 // obtain returns a ticket for cfg's app that usable accepts: one a peer
@@ -484,6 +542,8 @@ func (c *ticketCache) obtain(ctx context.Context, cfg appConfig, e *entry, usabl
 // that usable accepts, lock returns it, without the lock. Otherwise err says
 // why there is no lock: ctx ended, or storage failed.
 func (c *ticketCache) lock(ctx context.Context, cfg appConfig, e *entry, usable func(*ticket) bool, log *zap.Logger) (*ticket, error) {
+	began := time.Now()
+	defer func() { metrics.lockWait.Observe(time.Since(began).Seconds()) }()
 	for {
 		wait, cancel := context.WithTimeout(ctx, cfg.poll)
 		err := cfg.store.lock(wait)
@@ -574,6 +634,7 @@ func (e *entry) isRejectedToken(tok *accessToken) bool {
 // storageFailed notes that storage failed; the first failure after it
 // worked is logged.
 func (c *ticketCache) storageFailed(err error, log *zap.Logger) {
+	metrics.storageErrors.Inc()
 	if c.storageDown.CompareAndSwap(false, true) {
 		log.Warn("storage unavailable; tickets are kept in memory only until it works again", zap.Error(err))
 	}
@@ -645,7 +706,23 @@ func (e *entry) failed(err error, now time.Time, jitter func(time.Duration) time
 	d = jitter(d)
 	e.retryAt = now.Add(d)
 	e.lastErr = err
+	e.lastFailure = failure{errClass(err), err.Error(), now}
 	return d
+}
+
+// errClass names the kind of a fetch error for statuses, events and metrics.
+func errClass(err error) string {
+	var fe *fetchError
+	switch {
+	case errors.As(err, &fe):
+		return fe.Class
+	case errors.Is(err, errLockTimeout):
+		return "lock_timeout"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "other"
+	}
 }
 
 func (e *entry) succeeded() {
@@ -730,7 +807,7 @@ func (c *ticketCache) dueKeys(now time.Time) (refresh, poll []string, next time.
 // refreshScheduled replaces key's ticket if it is still due for refresh.
 func (c *ticketCache) refreshScheduled(key string) {
 	_, _, _ = c.flight.Do(key, func() (any, error) {
-		return c.refresh(key, "scheduled", func(t *ticket, now time.Time) bool {
+		return c.refresh(key, kindScheduled, func(t *ticket, now time.Time) bool {
 			return now.Before(t.refreshAt)
 		})
 	})
@@ -763,6 +840,8 @@ func (c *ticketCache) pollStored(key string) {
 		return
 	}
 	if e.install(t) == t {
+		metrics.refreshes.WithLabelValues(cfg.creds.appID, kindPoll, "adopted", "").Inc()
+		c.emit(cfg, "ticket_adopted", t, map[string]any{"kind": kindPoll})
 		log.Info("ticket adopted from a peer", zap.Uint64("generation", t.token.gen), zap.String("fetched_by", t.token.by),
 			zap.Duration("expires_in", t.expires.Sub(c.now())))
 		c.kick()
@@ -791,6 +870,143 @@ func (c *ticketCache) restore(ctx context.Context, cfg appConfig, t *ticket, log
 	}
 	c.storageOK(log)
 	log.Info("stored the current ticket again", zap.Uint64("generation", t.token.gen))
+}
+
+// appStatus is what the admin API shows of one app. It holds no secret: the
+// ticket appears only as a short fingerprint.
+type appStatus struct {
+	AppID           string       `json:"app_id"`
+	BaseURL         string       `json:"base_url"`
+	State           string       `json:"state"` // valid, refreshing, refresh_failing, no_ticket, storage_degraded
+	Generation      uint64       `json:"generation,omitempty"`
+	FetchedBy       string       `json:"fetched_by,omitempty"`
+	TicketAge       float64      `json:"ticket_age_seconds"`
+	RemainingLife   float64      `json:"remaining_life_seconds"`
+	NextRefresh     *time.Time   `json:"next_refresh,omitempty"`
+	Fingerprint     string       `json:"ticket_fingerprint,omitempty"`
+	LastError       *errorStatus `json:"last_error,omitempty"`
+	StorageDegraded bool         `json:"storage_degraded"`
+}
+
+type errorStatus struct {
+	Class   string    `json:"class"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// status returns the state of every registered app, in app_id order.
+func (c *ticketCache) status() []appStatus {
+	now := c.now()
+	c.mu.Lock()
+	cfgs := make(map[string]appConfig, len(c.apps))
+	for k, regs := range c.apps {
+		cfgs[k] = *regs[len(regs)-1]
+	}
+	c.mu.Unlock()
+	out := make([]appStatus, 0, len(cfgs))
+	for key, cfg := range cfgs {
+		st := appStatus{AppID: cfg.creds.appID, BaseURL: cfg.creds.baseURL, State: "no_ticket",
+			StorageDegraded: cfg.store != nil && c.storageDown.Load()}
+		if e, ok := c.entries.Peek(key); ok {
+			c.fillStatus(&st, e, now)
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b appStatus) int {
+		if a.AppID != b.AppID {
+			return strings.Compare(a.AppID, b.AppID)
+		}
+		return strings.Compare(a.BaseURL, b.BaseURL)
+	})
+	return out
+}
+
+func (c *ticketCache) fillStatus(st *appStatus, e *entry, now time.Time) {
+	t := e.cur.Load()
+	e.mu.Lock()
+	fail, failing, retryAt := e.lastFailure, e.failures > 0, e.retryAt
+	e.mu.Unlock()
+	if !fail.at.IsZero() {
+		st.LastError = &errorStatus{fail.class, fail.msg, fail.at}
+	}
+	if t != nil {
+		next := t.refreshAt
+		if failing {
+			next = retryAt
+		}
+		st.Generation, st.FetchedBy, st.Fingerprint = t.token.gen, t.token.by, fingerprint(t.value)
+		st.TicketAge = now.Sub(t.fetched).Seconds()
+		st.RemainingLife = max(0, t.expires.Sub(now).Seconds())
+		st.NextRefresh = &next
+	}
+	switch {
+	case t == nil || !now.Before(t.expires):
+		st.State = "no_ticket"
+	case failing:
+		st.State = "refresh_failing"
+	case st.StorageDegraded:
+		st.State = "storage_degraded"
+	case e.busy.Load():
+		st.State = "refreshing"
+	default:
+		st.State = "valid"
+	}
+}
+
+// tooSoonError refuses a forced refresh that comes too soon after the last.
+type tooSoonError struct{ retryIn time.Duration }
+
+func (e *tooSoonError) Error() string {
+	return "the ticket was replaced by force less than " + minForcedInterval.String() +
+		" ago; try again in " + e.retryIn.Round(time.Second).String()
+}
+
+// forceRefresh replaces the ticket of every registered app with appID by one
+// made with a new token, through the usual single flight and storage lock
+// (so a peer's fresher ticket is adopted instead of fetching). It refuses
+// with a *tooSoonError within minForcedInterval of the last forced or
+// rejection-driven replacement, so that it cannot rotate the token in a
+// loop. found is false if no handler signs for appID.
+func (c *ticketCache) forceRefresh(ctx context.Context, appID string) (found bool, err error) {
+	c.mu.Lock()
+	var keys []string
+	for k, regs := range c.apps {
+		if regs[len(regs)-1].creds.appID == appID {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return false, nil
+	}
+	for _, key := range keys {
+		e := c.entry(key)
+		now := c.now()
+		e.mu.Lock()
+		if !e.lastForced.IsZero() && now.Sub(e.lastForced) < minForcedInterval {
+			retryIn := minForcedInterval - now.Sub(e.lastForced)
+			e.mu.Unlock()
+			return true, &tooSoonError{retryIn}
+		}
+		e.lastForced = now
+		var base uint64
+		if e.token != nil {
+			base, e.rejectedToken = e.token.gen, e.token.value // fetch a new token, not just a ticket
+		}
+		e.mu.Unlock()
+		ch := c.flight.DoChan(key, func() (any, error) {
+			return c.refresh(key, kindForced, func(t *ticket, _ time.Time) bool { return t.token.gen > base })
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return true, res.Err
+			}
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+	return true, nil
 }
 
 // startRefresher starts the background refresher once, unless the cache is

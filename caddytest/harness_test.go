@@ -59,11 +59,12 @@ func TestMain(m *testing.M) {
 
 // env is one test's Caddy config and fake WeBank.
 type env struct {
-	t       *testing.T
-	fake    *webanktest.Server
-	tester  *caddytester.Tester
-	client  *http.Client
-	logPath string
+	t          *testing.T
+	fake       *webanktest.Server
+	tester     *caddytester.Tester
+	client     *http.Client
+	logPath    string
+	storageDir string // the file_system storage of the test's config
 
 	// Values the test itself sent as a client (a forged sign, say): the
 	// access log may show them, since they are no secret.
@@ -104,6 +105,7 @@ func setup(t *testing.T, opts webanktest.Options, site func(fakeURL string) stri
 // load loads a Caddyfile site under the test's global options.
 func (e *env) load(site, dir string) {
 	e.t.Helper()
+	e.storageDir = filepath.Join(dir, "storage")
 	e.tester.InitServer(fmt.Sprintf(`{
 	admin %s
 	persist_config off
@@ -113,7 +115,7 @@ func (e *env) load(site, dir string) {
 		level DEBUG
 	}
 }
-%s`, adminAddr, filepath.Join(dir, "storage"), e.logPath, site), "caddyfile")
+%s`, adminAddr, e.storageDir, e.logPath, site), "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
 	}
