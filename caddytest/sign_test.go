@@ -408,20 +408,13 @@ func TestTicketUnavailableThenRecovery(t *testing.T) {
 // the test if that takes longer than limit. It returns how many polls it took.
 func pollUntilOK(t *testing.T, e *env, path string, limit time.Duration) int {
 	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(limit)
-	for polls := 1; ; polls++ {
-		status, body := e.get(path)
-		if status == http.StatusOK {
-			return polls
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("not recovered after %v (%d polls); last answer %d %s", limit, polls, status, body)
-		}
-	}
+	polls := 0
+	waitFor(t, "recovery of "+path, limit, func() bool {
+		polls++
+		status, _ := e.get(path)
+		return status == http.StatusOK
+	})
+	return polls
 }
 
 // A reload keeps the ticket: the cache lives in a UsagePool, not in the

@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/webanksign/caddy-webanksign/caddytest/leakcheck"
 	"github.com/webanksign/caddy-webanksign/caddytest/redisstorage"
 	"github.com/webanksign/caddy-webanksign/webanktest"
 )
@@ -287,34 +287,18 @@ func (f *fleet) wantClean() {
 	}
 }
 
-var (
-	signShape  = regexp.MustCompile(`\b[0-9A-Fa-f]{40}\b`)
-	tokenShape = regexp.MustCompile(`\b[A-Za-z0-9]{64}\b`)
-)
-
 // checkLogs fails the test if any replica's log holds the secret, a token
 // or ticket the fake issued, a sign, or anything shaped like them.
 func (f *fleet) checkLogs() {
-	forbidden := append([]string{secret}, f.fake.IssuedValues()...)
-	for _, q := range f.fake.OCRQueries() {
-		forbidden = append(forbidden, q.Get("sign"))
-	}
+	forbidden := leakcheck.Forbidden(secret, f.fake.Fake)
 	for _, r := range f.replicas {
 		logs, err := os.ReadFile(r.logPath)
 		if err != nil || len(logs) == 0 {
 			f.t.Errorf("%s: no log to check (%v)", r.name, err)
 			continue
 		}
-		for _, s := range forbidden {
-			if s != "" && bytes.Contains(logs, []byte(s)) {
-				f.t.Errorf("%s: log holds a secret value (%d chars)", r.name, len(s))
-			}
-		}
-		if m := signShape.Find(logs); m != nil {
-			f.t.Errorf("%s: log holds a sign-shaped value %.8s…", r.name, m)
-		}
-		if m := tokenShape.Find(logs); m != nil {
-			f.t.Errorf("%s: log holds a token-shaped value %.8s…", r.name, m)
+		for _, leak := range leakcheck.Find(logs, forbidden) {
+			f.t.Errorf("%s: log holds %s", r.name, leak)
 		}
 	}
 }
