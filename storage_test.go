@@ -21,12 +21,14 @@ import (
 // set, as a read-only directory or a Redis that went away would.
 type flakyStorage struct {
 	certmagic.Storage
-	down atomic.Bool
+	down  atomic.Bool
+	calls atomic.Int64 // Load, Store and Lock calls, failed or not
 }
 
 var errStorageDown = errors.New("storage down (test)")
 
 func (s *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	s.calls.Add(1)
 	if s.down.Load() {
 		return nil, errStorageDown
 	}
@@ -34,6 +36,7 @@ func (s *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (s *flakyStorage) Store(ctx context.Context, key string, v []byte) error {
+	s.calls.Add(1)
 	if s.down.Load() {
 		return errStorageDown
 	}
@@ -41,6 +44,7 @@ func (s *flakyStorage) Store(ctx context.Context, key string, v []byte) error {
 }
 
 func (s *flakyStorage) Lock(ctx context.Context, name string) error {
+	s.calls.Add(1)
 	if s.down.Load() {
 		return errStorageDown
 	}
@@ -163,6 +167,23 @@ func TestSealedRecord(t *testing.T) {
 		if _, err := tt.st.open(tt.b); err == nil {
 			t.Errorf("%s: the record opened", tt.name)
 		}
+	}
+}
+
+// While the cached ticket is usable, requests touch no storage at all: the
+// in-memory cache is the hot path.
+func TestRequestsDoNoStorageIO(t *testing.T) {
+	f := newFleetFixture(t)
+	s := f.sidecar(t)
+	s.ticket(t)
+	before := f.storage.calls.Load()
+	for range 100 {
+		s.ticket(t)
+	}
+	f.clock.Advance(19 * time.Minute)
+	s.ticket(t)
+	if n := f.storage.calls.Load() - before; n != 0 {
+		t.Errorf("101 requests with a usable ticket made %d storage calls, want 0", n)
 	}
 }
 
