@@ -82,7 +82,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 
 // provision provisions and validates h the way Caddy does, including the
 // Cleanup that follows a failed Validate, and returns the first error.
-func provision(t *testing.T, h *Handler) error {
+func provision(t testing.TB, h *Handler) error {
 	t.Helper()
 	ctx, err := caddy.ProvisionContext(&caddy.Config{
 		StorageRaw: json.RawMessage(fmt.Sprintf(`{"module":"file_system","root":%q}`, t.TempDir())),

@@ -49,37 +49,65 @@ func (e *fetchError) Error() string { return "fetching " + e.Step + ": " + e.Msg
 // fetchToken gets a new access token and its life. WeBank invalidates the
 // app's previous token, and every ticket made from it, about a minute later.
 func fetchToken(ctx context.Context, client *http.Client, c credentials) (string, time.Duration, error) {
+	body, err := getBody(ctx, client, tokenStep, c.baseURL+"/api/oauth2/access_token", url.Values{
+		"app_id":     {c.appID},
+		"secret":     {c.secret},
+		"grant_type": {"client_credential"},
+		"version":    {oauthVersion},
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return parseTokenAnswer(body, c.secret)
+}
+
+// fetchSignTicket gets a SIGN ticket made with token, and its life.
+func fetchSignTicket(ctx context.Context, client *http.Client, c credentials, token string) (string, time.Duration, error) {
+	body, err := getBody(ctx, client, ticketStep, c.baseURL+"/api/oauth2/api_ticket", url.Values{
+		"app_id":       {c.appID},
+		"access_token": {token},
+		"type":         {"SIGN"},
+		"version":      {oauthVersion},
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return parseTicketAnswer(body, c.secret, token)
+}
+
+const (
+	tokenStep  = "access token"
+	ticketStep = "SIGN ticket"
+)
+
+// parseTokenAnswer reads the access_token endpoint's answer: the token and
+// its life, or a *fetchError that holds neither secret nor token.
+func parseTokenAnswer(body []byte, secret string) (string, time.Duration, error) {
 	var tok struct {
 		Code        json.RawMessage `json:"code"`
 		Msg         string          `json:"msg"`
 		AccessToken string          `json:"access_token"`
 		ExpireIn    json.RawMessage `json:"expire_in"`
 	}
-	const step = "access token"
-	err := getJSON(ctx, client, step, c.baseURL+"/api/oauth2/access_token", url.Values{
-		"app_id":     {c.appID},
-		"secret":     {c.secret},
-		"grant_type": {"client_credential"},
-		"version":    {oauthVersion},
-	}, &tok)
-	if err != nil {
+	if err := decodeObject(tokenStep, body, &tok); err != nil {
 		return "", 0, err
 	}
-	if err := checkCode(step, tok.Code, tok.Msg, c.secret); err != nil {
+	if err := checkCode(tokenStep, tok.Code, tok.Msg, secret); err != nil {
 		return "", 0, err
 	}
 	if tok.AccessToken == "" {
-		return "", 0, &fetchError{step, "malformed", "answer has no access_token"}
+		return "", 0, &fetchError{tokenStep, "malformed", "answer has no access_token"}
 	}
-	life, err := parseExpireIn(step, tok.ExpireIn, maxTokenLife)
+	life, err := parseExpireIn(tokenStep, tok.ExpireIn, maxTokenLife)
 	if err != nil {
 		return "", 0, err
 	}
 	return tok.AccessToken, life, nil
 }
 
-// fetchSignTicket gets a SIGN ticket made with token, and its life.
-func fetchSignTicket(ctx context.Context, client *http.Client, c credentials, token string) (string, time.Duration, error) {
+// parseTicketAnswer reads the api_ticket endpoint's answer: the first
+// ticket and its life, or a *fetchError that holds no secret.
+func parseTicketAnswer(body []byte, secret, token string) (string, time.Duration, error) {
 	var tkt struct {
 		Code    json.RawMessage `json:"code"`
 		Msg     string          `json:"msg"`
@@ -88,62 +116,59 @@ func fetchSignTicket(ctx context.Context, client *http.Client, c credentials, to
 			ExpireIn json.RawMessage `json:"expire_in"`
 		} `json:"tickets"`
 	}
-	const step = "SIGN ticket"
-	err := getJSON(ctx, client, step, c.baseURL+"/api/oauth2/api_ticket", url.Values{
-		"app_id":       {c.appID},
-		"access_token": {token},
-		"type":         {"SIGN"},
-		"version":      {oauthVersion},
-	}, &tkt)
-	if err != nil {
+	if err := decodeObject(ticketStep, body, &tkt); err != nil {
 		return "", 0, err
 	}
-	if err := checkCode(step, tkt.Code, tkt.Msg, c.secret, token); err != nil {
+	if err := checkCode(ticketStep, tkt.Code, tkt.Msg, secret, token); err != nil {
 		return "", 0, err
 	}
 	if len(tkt.Tickets) == 0 || tkt.Tickets[0].Value == "" {
-		return "", 0, &fetchError{step, "malformed", "answer has no tickets[0].value"}
+		return "", 0, &fetchError{ticketStep, "malformed", "answer has no tickets[0].value"}
 	}
-	life, err := parseExpireIn(step, tkt.Tickets[0].ExpireIn, maxTicketLife)
+	life, err := parseExpireIn(ticketStep, tkt.Tickets[0].ExpireIn, maxTicketLife)
 	if err != nil {
 		return "", 0, err
 	}
 	return tkt.Tickets[0].Value, life, nil
 }
 
-// getJSON GETs endpoint?query and decodes a JSON object into v.
-func getJSON(ctx context.Context, client *http.Client, step, endpoint string, query url.Values, v any) error {
+func decodeObject(step string, body []byte, v any) error {
+	if json.Unmarshal(body, v) != nil {
+		return &fetchError{step, "malformed", "answer is not a JSON object"}
+	}
+	return nil
+}
+
+// getBody GETs endpoint?query and returns the body of a 200 answer, at
+// most maxOAuthBody bytes of it.
+func getBody(ctx context.Context, client *http.Client, step, endpoint string, query url.Values) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+query.Encode(), nil)
 	if err != nil {
-		return &fetchError{step, "transport", "building request: " + redactURLError(err).Error()}
+		return nil, &fetchError{step, "transport", "building request: " + redactURLError(err).Error()}
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &fetchError{step, "timeout", "no answer in time"}
+			return nil, &fetchError{step, "timeout", "no answer in time"}
 		}
-		return &fetchError{step, "transport", redactURLError(err).Error()}
+		return nil, &fetchError{step, "transport", redactURLError(err).Error()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return &fetchError{step, "http_status", "endpoint answered HTTP " + strconv.Itoa(resp.StatusCode)}
+		return nil, &fetchError{step, "http_status", "endpoint answered HTTP " + strconv.Itoa(resp.StatusCode)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOAuthBody+1))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &fetchError{step, "timeout", "answer not complete in time"}
+			return nil, &fetchError{step, "timeout", "answer not complete in time"}
 		}
-		return &fetchError{step, "transport", "reading answer: " + redactURLError(err).Error()}
+		return nil, &fetchError{step, "transport", "reading answer: " + redactURLError(err).Error()}
 	}
 	if len(body) > maxOAuthBody {
-		return &fetchError{step, "malformed", "answer larger than 64 KiB"}
+		return nil, &fetchError{step, "malformed", "answer larger than 64 KiB"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return &fetchError{step, "malformed", "answer is not a JSON object"}
-	}
-	return nil
+	return body, nil
 }
 
 // checkCode accepts code "0" (or 0) and turns anything else into an error that

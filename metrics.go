@@ -20,7 +20,7 @@ var metrics = struct {
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "webank_sign", Name: "requests_total",
-		Help: "Requests seen by webank_sign, by outcome: signed (passed on), rejected (answered here for bad input, with its status) or unavailable (no ticket).",
+		Help: "Requests seen by webank_sign, by outcome: signed (passed on), rejected (answered here for bad input, with its status), unavailable (no ticket) or upstream_failed (signed, but WeBank could not be reached).",
 	}, []string{"app_id", "outcome", "status"}),
 	retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "webank_sign", Name: "retries_total",

@@ -359,7 +359,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	probe := newRetryProbe(w)
 	if err := next.ServeHTTP(probe, r); err != nil {
-		return err // if nothing was sent yet, Caddy answers with the error's status
+		if probe.committed {
+			return err // the answer is under way: Caddy can only end it
+		}
+		return h.upstreamFailed(w, err)
 	}
 	code := probe.retryCode(h.retryCodes)
 	if code == "" {
@@ -409,6 +412,25 @@ func (h *Handler) orderHash(orderNo string) string {
 func (h *Handler) reject(w http.ResponseWriter, status int, code, msg string) error {
 	metrics.requests.WithLabelValues(h.creds.appID, "rejected", strconv.Itoa(status)).Inc()
 	return writeError(w, status, code, msg)
+}
+
+// upstreamFailed answers a signed request whose upstream failed before
+// sending anything (connection refused or reset, timeout), with the status
+// the next handler chose and a JSON body like every other error here. The
+// error is logged, not sent: it names internal addresses.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, err error) error {
+	status := http.StatusBadGateway
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode >= 500 {
+		status = he.StatusCode
+	}
+	h.logger.Warn("the upstream failed", zap.String("app_id", h.creds.appID), zap.Int("status", status), zap.Error(err))
+	metrics.requests.WithLabelValues(h.creds.appID, "upstream_failed", strconv.Itoa(status)).Inc()
+	msg := "WeBank did not answer (the connection failed)"
+	if status == http.StatusGatewayTimeout {
+		msg = "WeBank did not answer in time"
+	}
+	return writeError(w, status, "upstream_failed", msg)
 }
 
 // unavailable answers a request that cannot be signed because no ticket can

@@ -35,7 +35,7 @@ func (n *scriptedNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func newTestHandler(t *testing.T) (*Handler, *webanktest.Server) {
+func newTestHandler(t testing.TB) (*Handler, *webanktest.Server) {
 	t.Helper()
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)

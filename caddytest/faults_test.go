@@ -1,0 +1,229 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
+)
+
+// rewriteToken serves the fake, but answers the token endpoint with body(token)
+// instead, where token is the one the fake issued.
+func rewriteToken(fake *webanktest.Server, body func(token string) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/access_token") {
+			fake.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, r)
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &tok)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body(tok.AccessToken))
+	})
+}
+
+// startFront starts a server on 127.0.0.1 in front of the fake, stopped
+// when the test ends, and returns its URL.
+func startFront(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// setupFront is setup with base_url pointing at front(fake) instead of the fake.
+func setupFront(t *testing.T, opts webanktest.Options, extra string, front func(*webanktest.Server) string) *env {
+	t.Helper()
+	e := setup(t, opts, func(fakeURL string) string { return "" })
+	frontURL := front(e.fake)
+	e.load(fmt.Sprintf(`http://:%d {
+	bind 127.0.0.1
+	route %s {
+		webank_sign {
+			app_id %s
+			secret {env.%s}
+			base_url %s
+			%s
+		}
+		reverse_proxy %s
+	}
+}
+`, sitePort, ocrPath, appID, secretEnv, frontURL, extra, e.fake.URL), t.TempDir())
+	return e
+}
+
+// expire_in of 0 is refused as malformed; 1 second is honoured without
+// hammering the token endpoint.
+func TestExpireInZeroAndOne(t *testing.T) {
+	t.Run("zero", func(t *testing.T) {
+		e := setupFront(t, webanktest.Options{}, "", func(fake *webanktest.Server) string {
+			return startFront(t, rewriteToken(fake, func(tok string) string {
+				return fmt.Sprintf(`{"code":"0","access_token":%q,"expire_in":0}`, tok)
+			}))
+		})
+		status, body := e.get(ocrPath + "?order_no=Z1")
+		if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "expire_in is not positive") {
+			t.Errorf("expire_in 0: %d %s, want 502 naming expire_in", status, body)
+		}
+	})
+	t.Run("one", func(t *testing.T) {
+		e := setupFront(t, webanktest.Options{}, "", func(fake *webanktest.Server) string {
+			return startFront(t, rewriteToken(fake, func(tok string) string {
+				return fmt.Sprintf(`{"code":"0","access_token":%q,"expire_in":"1"}`, tok)
+			}))
+		})
+		start := time.Now()
+		failed := 0
+		for i := 0; time.Since(start) < 3*time.Second; i++ {
+			if status, _ := e.get(fmt.Sprintf("%s?order_no=O%d", ocrPath, i)); status != http.StatusOK {
+				failed++
+			}
+		}
+		calls := e.fake.TokenCalls()
+		if perSecond := float64(calls) / time.Since(start).Seconds(); perSecond > 3 {
+			t.Errorf("%d token calls in %v with 1s tokens: the endpoint is hammered", calls, time.Since(start))
+		}
+		if failed > 0 {
+			t.Errorf("%d requests failed with 1s tokens", failed)
+		}
+		e.wantCleanSignatures()
+	})
+}
+
+// A token endpoint that trickles its answer is cut off at fetch_timeout.
+func TestTricklingTokenEndpoint(t *testing.T) {
+	e := setupFront(t, webanktest.Options{}, "fetch_timeout 1s", func(fake *webanktest.Server) string {
+		return startFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/access_token") {
+				fake.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			for _, c := range []byte(`{"code":"0","access_token":"x","expire_in":7200}`) {
+				w.Write([]byte{c})
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(100 * time.Millisecond): // the trickle itself
+				}
+			}
+		}))
+	})
+	start := time.Now()
+	status, body := e.get(ocrPath + "?order_no=T1")
+	if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "in time") {
+		t.Errorf("trickle: %d %s, want 502 timeout", status, body)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the client waited %v, past fetch_timeout 1s", took)
+	}
+}
+
+// TLS failures towards the token endpoint: a plain server spoken to in TLS,
+// and a certificate nobody trusts.
+func TestTLSErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		front func(*testing.T, *webanktest.Server) string
+	}{
+		{"plain server", func(t *testing.T, fake *webanktest.Server) string {
+			return strings.Replace(fake.URL, "http://", "https://", 1)
+		}},
+		{"untrusted certificate", func(t *testing.T, fake *webanktest.Server) string {
+			srv := httptest.NewTLSServer(fake)
+			t.Cleanup(srv.Close)
+			return srv.URL
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setupFront(t, webanktest.Options{}, "fetch_timeout 2s", func(fake *webanktest.Server) string { return tt.front(t, fake) })
+			status, body := e.get(ocrPath + "?order_no=TLS1")
+			se := decodeError(t, body)
+			if status != http.StatusBadGateway || se.Code != "ticket_unavailable" || !strings.Contains(se.Msg, "access token") {
+				t.Errorf("%d %s, want 502 ticket_unavailable", status, body)
+			}
+			if strings.Contains(string(body), "secret=") {
+				t.Errorf("answer holds the token URL's query: %s", body)
+			}
+			if e.fake.TokenCalls() != 0 {
+				t.Errorf("a token call got through")
+			}
+		})
+	}
+}
+
+// getOcrResult resetting the connection: the client gets a JSON 502, the
+// sidecar keeps working.
+func TestUpstreamResetAnsweredAsJSON(t *testing.T) {
+	e := setup(t, webanktest.Options{}, signSite(""))
+	e.fake.SetFault(webanktest.OCREndpoint, webanktest.Fault{Reset: true})
+	status, body := e.get(ocrPath + "?order_no=R1")
+	if se := decodeError(t, body); status != http.StatusBadGateway || se.Code != "upstream_failed" {
+		t.Errorf("reset: %d %s, want 502 upstream_failed", status, body)
+	}
+	e.fake.ClearFaults()
+	if status, _ := e.get(ocrPath + "?order_no=R2"); status != http.StatusOK {
+		t.Errorf("after the reset: %d", status)
+	}
+}
+
+// WeBank refusing every signature (400101 for everything): each client gets
+// WeBank's answer, and the token endpoint sees at most one forced fetch.
+func TestEverythingRefusedDoesNotHammer(t *testing.T) {
+	e := setup(t, webanktest.Options{}, signSite(""))
+	e.fake.SetFault(webanktest.OCREndpoint, webanktest.Fault{Code: "400101"})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad []string
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := e.client.Get(fmt.Sprintf("%s%s?order_no=H%d", siteURL, ocrPath, i))
+			if err != nil {
+				mu.Lock()
+				bad = append(bad, err.Error())
+				mu.Unlock()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !bytes.Contains(body, []byte(`"400101"`)) {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("%d %.100s", resp.StatusCode, body))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, b := range bad {
+		t.Errorf("want WeBank's 400101, got %s", b)
+	}
+	if n := e.fake.TokenCalls(); n > 2 {
+		t.Errorf("%d token calls for 40 refused requests: want the first plus at most one forced", n)
+	}
+}
+
+// A slow getOcrResult is waited for, not cut: the answer arrives whole.
+func TestSlowUpstreamWaitedFor(t *testing.T) {
+	e := setup(t, webanktest.Options{}, signSite(""))
+	e.fake.SetFault(webanktest.OCREndpoint, webanktest.Fault{Delay: 1500 * time.Millisecond})
+	status, body := e.get(ocrPath + "?order_no=SLOW1")
+	if want := e.fake.OCRResultBody(appID, "SLOW1", false, false); status != http.StatusOK || !bytes.Equal(body, want) {
+		t.Errorf("slow upstream: %d %.100s", status, body)
+	}
+}

@@ -1,0 +1,167 @@
+package webanksign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// The fuzz targets below run on their seeds with every `go test`; .ci/run
+// also fuzzes each for a few seconds. Seeds live here, and any failing
+// input the fuzzer finds lands in testdata/fuzz/.
+
+// For any five values, sign equals an independent computation.
+func FuzzSign(f *testing.F) {
+	f.Add("appId001", "aabc1457895464", "1.0.0", "FxlAe3HFtEy73Um0pJNzIUriwtfnS3KRcPXiesd5ulS4XRAIcT0FbfaP52dwZf5S", "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T")
+	f.Add("", "", "", "", "")
+	f.Add("应用", "订单", "1.0.0", "票据", "Ωmega")
+	f.Add("a", "a", "a", "a", "a")
+	f.Add("\xff\xfe", "\x00", "Z", "z", "0")
+	f.Fuzz(func(t *testing.T, appID, orderNo, version, ticket, nonce string) {
+		if got, want := sign(appID, orderNo, version, ticket, nonce), referenceSign(appID, orderNo, version, ticket, nonce); got != want {
+			t.Fatalf("sign(%q, %q, %q, %q, %q) = %s, want %s", appID, orderNo, version, ticket, nonce, got, want)
+		}
+	})
+}
+
+// Any Caddyfile text gives a config or an error, never a panic.
+func FuzzCaddyfile(f *testing.F) {
+	for _, seed := range []string{
+		"webank_sign {\n app_id IDA1\n secret {env.S}\n refresh 20m\n retry_codes 15 400101\n}",
+		"webank_sign {\n retry_codes off\n fetch_timeout 1s\n}",
+		"webank_sign IDA1",
+		"webank_sign {\n app_id\n}",
+		"webank_sign {\n refresh {env.R}\n base_url https://kyc1.qcloud.com\n}",
+		"webank_sign_health {\n margin 30s\n}",
+		"webank_sign {\n{\n}\n}",
+		"webank_sign \"unterminated",
+		"",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Fuzzfile")
+		if err != nil || len(tokens) == 0 {
+			return // the lexer refused it: Caddy reports that before any module sees it
+		}
+		var h Handler
+		_ = h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+		var hc Health
+		_ = hc.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+	})
+}
+
+// Any answer from the token or ticket endpoint gives a typed error that holds
+// no secret, or a non-empty value with a life within WeBank's maximum.
+func FuzzOAuthAnswers(f *testing.F) {
+	for _, seed := range []string{
+		`{"code":"0","msg":"请求成功","access_token":"T","expire_in":7200}`,
+		`{"code":0,"access_token":"T","expire_in":"7200"}`,
+		`{"code":"0","access_token":"T"}`,
+		`{"code":"0","access_token":"T","expire_in":-1}`,
+		`{"code":"0","access_token":"T","expire_in":1e300}`,
+		`{"code":"0","access_token":"T","expire_in":"0"}`,
+		`{"code":"0","tickets":[{"value":"K","expire_in":"3600"}]}`,
+		`{"code":"0","tickets":[]}`,
+		`{"code":"0"}`,
+		`{"code":"15","msg":"SECRET-x is wrong"}`,
+		`<html><body>502 Bad Gateway</body></html>`,
+		`{"code":"0","access_token":"T","exp`,
+		`[]`,
+		`null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	const secret, token = "SECRET-x", "TOKEN-y"
+	check := func(t *testing.T, what, value string, life, max time.Duration, err error) {
+		if err != nil {
+			var fe *fetchError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%s: untyped error %v", what, err)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), token) {
+				t.Fatalf("%s: error %q holds a secret", what, err)
+			}
+			return
+		}
+		if value == "" || life <= 0 || life > max {
+			t.Fatalf("%s: value %q, life %v: want a value and a life in (0, %v]", what, value, life, max)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		v, life, err := parseTokenAnswer(body, secret)
+		check(t, "token", v, life, maxTokenLife, err)
+		v, life, err = parseTicketAnswer(body, secret, token)
+		check(t, "ticket", v, life, maxTicketLife, err)
+	})
+}
+
+// Any query either reaches the next handler correctly signed (each of
+// app_id, order_no, nonce, version and sign exactly once, sign matching) or
+// is answered here with a JSON 4xx and never reaches it.
+func FuzzServeHTTPQuery(f *testing.F) {
+	for _, seed := range []string{
+		"order_no=A1", "order_no=A1&get_file=1&get_native=1", "", "order_no=", "order_no=A1&order_no=A2",
+		"order_no=A1;sign=X", "order%5Fno=A1", "order_no=A1&sign=DEADBEEF&nonce=x&version=9",
+		"order_no=A1&app_id=IDAOTHER", "order_no=A1&app_id=" + testAppID, "order_no=A1%0D%0AX: 1",
+		"order_no=A1&x=%zz", "order_no=" + strings.Repeat("9", 33), "a=1&a=2&order_no=B-2_c",
+		strings.Repeat("p=1&", 20) + "order_no=MANY",
+	} {
+		f.Add(seed)
+	}
+	h, _ := newTestHandler(f)
+	warm, err := h.cache.ticket(context.Background(), h.key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		r := httptest.NewRequest(http.MethodGet, "/api/server/getOcrResult", nil)
+		r.URL.RawQuery = rawQuery
+		var forwarded bool
+		next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			forwarded = true
+			q, err := url.ParseQuery(r.URL.RawQuery)
+			if err != nil {
+				t.Fatalf("forwarded a query the upstream cannot parse: %q", r.URL.RawQuery)
+			}
+			for _, k := range []string{"app_id", "order_no", "nonce", "version", "sign"} {
+				if len(q[k]) != 1 {
+					t.Fatalf("forwarded %q: %s %d times", r.URL.RawQuery, k, len(q[k]))
+				}
+			}
+			if _, err := checkOrderNo(q["order_no"]); err != nil || q.Get("app_id") != testAppID || len(q.Get("nonce")) != nonceLen {
+				t.Fatalf("forwarded %q: bad order_no, app_id or nonce", r.URL.RawQuery)
+			}
+			want := referenceSign(q.Get("app_id"), q.Get("order_no"), q.Get("version"), warm.value, q.Get("nonce"))
+			if q.Get("sign") != want {
+				t.Fatalf("forwarded %q with a wrong sign", r.URL.RawQuery)
+			}
+			w.WriteHeader(http.StatusOK)
+			return nil
+		})
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatalf("ServeHTTP(%q): %v", rawQuery, err)
+		}
+		if forwarded {
+			return
+		}
+		var body struct{ Code, Msg string }
+		if w.Code < 400 || w.Code > 499 || json.Unmarshal(w.Body.Bytes(), &body) != nil || body.Code == "" || body.Msg == "" {
+			t.Fatalf("ServeHTTP(%q) neither forwarded nor answered a JSON 4xx: %d %q", rawQuery, w.Code, w.Body.String())
+		}
+	})
+}
+
+// handlerFunc adapts a function to caddyhttp.Handler.
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
