@@ -104,6 +104,8 @@ func TestBadRequestsAnsweredAndNotForwarded(t *testing.T) {
 		{"GET", "?order_no=A1%0D%0AX-Injected:%201", 400, "order_no_invalid"},
 		{"GET", "?order_no=A1;sign=X", 400, "query_malformed"},
 		{"GET", "?order_no=A1&app_id=IDAOTHER", 403, "app_id_mismatch"},
+		{"GET", "?order_no=A1&app_id=" + appID + "&app_id=IDAOTHER", 403, "app_id_mismatch"},
+		{"GET", "?order_no=A1&order%5Fno=A2", 400, "order_no_repeated"}, // an encoded name is the same name
 		{"POST", "?order_no=A1", 405, "method_not_allowed"},
 		{"PUT", "?order_no=A1", 405, "method_not_allowed"},
 		{"DELETE", "?order_no=A1", 405, "method_not_allowed"},
@@ -130,6 +132,25 @@ func TestBadRequestsAnsweredAndNotForwarded(t *testing.T) {
 	}
 	// Bad input never costs a token fetch.
 	e.wantCounts(0, 0)
+
+	// An overlong query is refused by Caddy itself, before the module.
+	if status, _ := e.get(ocrPath + "?order_no=A1&" + strings.Repeat("x=1&", 100000)); status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 400 KB query: status %d, want 431", status)
+	}
+	if n := e.fake.OCRCalls(); n != 0 {
+		t.Errorf("the overlong query was forwarded")
+	}
+
+	// An encoded parameter name is decoded, and forwarded (and signed) as the
+	// name the upstream reads.
+	if status, body := e.get(ocrPath + "?order%5Fno=ENC1&get%5Ffile=0"); status != http.StatusOK {
+		t.Fatalf("encoded names: %d %s", status, body)
+	}
+	q := e.fake.OCRQueries()[0]
+	if q.Get("order_no") != "ENC1" || q.Get("get_file") != "0" {
+		t.Errorf("encoded names forwarded as %v", redactSign(q))
+	}
+	e.wantCleanSignatures()
 }
 
 // Photos (several MB with get_file=1) come back byte-identical, and stream:
