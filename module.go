@@ -358,7 +358,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Set("Accept-Encoding", probeAcceptEncoding(ae))
 	}
 	probe := newRetryProbe(w)
-	if err := next.ServeHTTP(probe, r); err != nil {
+	aborted, err := serveProbed(next, probe, r)
+	if aborted {
+		return h.upstreamFailed(w, errors.New("the upstream broke off its answer"))
+	}
+	if err != nil {
 		if probe.committed {
 			return err // the answer is under way: Caddy can only end it
 		}
@@ -412,6 +416,23 @@ func (h *Handler) orderHash(orderNo string) string {
 func (h *Handler) reject(w http.ResponseWriter, status int, code, msg string) error {
 	metrics.requests.WithLabelValues(h.creds.appID, "rejected", strconv.Itoa(status)).Inc()
 	return writeError(w, status, code, msg)
+}
+
+// serveProbed runs next into probe. reverse_proxy aborts an answer whose
+// upstream breaks off mid-body by panicking with http.ErrAbortHandler; if
+// none of the answer has reached the client yet, serveProbed reports that
+// instead, so that the client gets an error answer rather than a dropped
+// connection. Once the answer is under way, the abort goes on.
+func serveProbed(next caddyhttp.Handler, probe *retryProbe, r *http.Request) (aborted bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler || probe.committed {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	return false, next.ServeHTTP(probe, r)
 }
 
 // upstreamFailed answers a signed request whose upstream failed before

@@ -227,3 +227,37 @@ func TestSlowUpstreamWaitedFor(t *testing.T) {
 		t.Errorf("slow upstream: %d %.100s", status, body)
 	}
 }
+
+// getOcrResult sending headers and part of a small answer, then dropping
+// the connection: nothing has reached the client yet (the probe holds up to
+// 4 KiB), so it gets a JSON 502 rather than a truncated answer.
+func TestUpstreamResetMidBody(t *testing.T) {
+	e := setup(t, webanktest.Options{}, func(fakeURL string) string { return "" })
+	upstream := startFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "5000")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(`{"code":"0","result":{"name":"`))
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	e.load(fmt.Sprintf(`http://:%d {
+	bind 127.0.0.1
+	route %s {
+		webank_sign {
+			app_id %s
+			secret {env.%s}
+			base_url %s
+		}
+		reverse_proxy %s
+	}
+}
+`, sitePort, ocrPath, appID, secretEnv, e.fake.URL, upstream), t.TempDir())
+	status, body := e.get(ocrPath + "?order_no=MID1")
+	if se := decodeError(t, body); status != http.StatusBadGateway || se.Code != "upstream_failed" {
+		t.Errorf("reset mid-body: %d %s, want 502 upstream_failed", status, body)
+	}
+}
