@@ -1,6 +1,8 @@
 package webanksign
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -77,12 +79,23 @@ func BenchmarkServeHTTP(b *testing.B) {
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	b.Cleanup(fake.Close)
 	body := fake.OCRResultBody(testAppID, "ORD20261126001", false, false)
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, err := w.Write(body)
-		return err
-	})
+	answer := func(body []byte, enc string) caddyhttp.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "application/json")
+			if enc != "" {
+				w.Header().Set("Content-Encoding", enc)
+			}
+			w.WriteHeader(http.StatusOK)
+			_, err := w.Write(body)
+			return err
+		}
+	}
+	next := answer(body, "")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	nextGzip := answer(gz.Bytes(), "gzip")
 
 	b.Setenv("WBS_BENCH_SECRET", testSecret)
 	h := &Handler{AppID: testAppID, Secret: "{env.WBS_BENCH_SECRET}", BaseURL: fake.URL}
@@ -108,42 +121,53 @@ func BenchmarkServeHTTP(b *testing.B) {
 	// Caddy gives every request a fresh replacer, where the handler sets its
 	// placeholders.
 	r0 := httptest.NewRequest(http.MethodGet, "/api/server/getOcrResult?"+benchQuery, nil)
-	request := func() *http.Request {
-		return r0.WithContext(context.WithValue(r0.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	rGzip := r0.Clone(context.Background())
+	rGzip.Header.Set("Accept-Encoding", "gzip")
+	request := func(r *http.Request) *http.Request {
+		return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 	}
-	serve := func(b *testing.B, h caddyhttp.Handler) {
+	serve := func(b *testing.B, h caddyhttp.Handler, r *http.Request, want int) {
 		w := httptest.NewRecorder()
-		r := request()
-		if err := h.ServeHTTP(w, r); err != nil {
+		if err := h.ServeHTTP(w, request(r)); err != nil {
 			b.Fatal(err)
 		}
-		if w.Code != http.StatusOK || w.Body.Len() != len(body) {
-			b.Fatalf("answer: %d, %d bytes; want 200, %d bytes: %s", w.Code, w.Body.Len(), len(body), w.Body.Bytes())
+		if w.Code != http.StatusOK || w.Body.Len() != want {
+			b.Fatalf("answer: %d, %d bytes; want 200, %d bytes: %s", w.Code, w.Body.Len(), want, w.Body.Bytes())
 		}
 	}
-	signed := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		return h.ServeHTTP(w, r, next)
-	})
-	serve(b, signed) // fetches the ticket
+	sign := func(next caddyhttp.Handler) caddyhttp.Handler {
+		return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			return h.ServeHTTP(w, r, next)
+		})
+	}
+	serve(b, sign(next), r0, len(body)) // fetches the ticket
 
-	b.Run("next only", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			serve(b, next)
-		}
-	})
-	b.Run("webank_sign", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			serve(b, signed)
-		}
-	})
+	for _, bc := range []struct {
+		name string
+		h    caddyhttp.Handler
+		r    *http.Request
+		want int
+	}{
+		{"next only", next, r0, len(body)},
+		{"webank_sign", sign(next), r0, len(body)},
+		// A client that accepts gzip, and an upstream that uses it: the
+		// retry probe decompresses the answer to read its code.
+		{"next only gzip", nextGzip, rGzip, gz.Len()},
+		{"webank_sign gzip", sign(nextGzip), rGzip, gz.Len()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				serve(b, bc.h, bc.r, bc.want)
+			}
+		})
+	}
 	b.Run("webank_sign parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				w := httptest.NewRecorder()
-				if err := h.ServeHTTP(w, request(), next); err != nil || w.Code != http.StatusOK {
+				if err := h.ServeHTTP(w, request(r0), next); err != nil || w.Code != http.StatusOK {
 					b.Errorf("answer: %d, %v", w.Code, err)
 					return
 				}

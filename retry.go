@@ -118,8 +118,44 @@ func (p *retryProbe) commit() error {
 // and "" if there is none: the answer was committed, is not JSON, or is
 // encoded in a way other than gzip.
 func (p *retryProbe) code() string {
-	if p.committed || len(p.buf) == 0 {
+	body, ok := p.body()
+	if !ok {
 		return ""
+	}
+	return codeOf(body)
+}
+
+// retryCode returns WeBank's code from a complete answer that is still held
+// back if it is one of codes, and "" otherwise, as codes[p.code()] would
+// tell. Decoding the JSON costs more than signing the request, and nearly
+// every answer is not a retry, so an answer in which no code can be WeBank's
+// code (see mayHoldCode) is not decoded.
+func (p *retryProbe) retryCode(codes map[string]bool) string {
+	body, ok := p.body()
+	if !ok {
+		return ""
+	}
+	may := false
+	for c := range codes {
+		if may = mayHoldCode(body, c); may {
+			break
+		}
+	}
+	if !may {
+		return ""
+	}
+	if code := codeOf(body); codes[code] {
+		return code
+	}
+	return ""
+}
+
+// body returns the complete answer that is still held back, decompressed,
+// and false if there is none: the answer was committed, or is encoded in a
+// way other than gzip.
+func (p *retryProbe) body() ([]byte, bool) {
+	if p.committed || len(p.buf) == 0 {
+		return nil, false
 	}
 	body := p.buf
 	switch enc := strings.ToLower(p.header.Get("Content-Encoding")); enc {
@@ -127,15 +163,21 @@ func (p *retryProbe) code() string {
 	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {
-			return ""
+			return nil, false
 		}
 		body, err = io.ReadAll(io.LimitReader(zr, maxProbe+1))
 		if err != nil || len(body) > maxProbe {
-			return ""
+			return nil, false
 		}
 	default:
-		return ""
+		return nil, false
 	}
+	return body, true
+}
+
+// codeOf returns WeBank's code from the JSON answer body, and "" if it has
+// none.
+func codeOf(body []byte) string {
 	var v struct {
 		Code json.RawMessage `json:"code"`
 	}
@@ -144,29 +186,6 @@ func (p *retryProbe) code() string {
 	}
 	code, _ := jsonScalar(v.Code)
 	return code
-}
-
-// retryCode returns WeBank's code from a complete answer that is still held
-// back if it is one of codes, and "" otherwise, as codes[p.code()] would
-// tell. Decoding the JSON costs more than signing the request, and nearly
-// every answer is not a retry, so a plain answer in which no code can be
-// WeBank's code (see mayHoldCode) is not decoded.
-func (p *retryProbe) retryCode(codes map[string]bool) string {
-	if enc := p.header.Get("Content-Encoding"); !p.committed && (enc == "" || strings.EqualFold(enc, "identity")) {
-		may := false
-		for c := range codes {
-			if may = mayHoldCode(p.buf, c); may {
-				break
-			}
-		}
-		if !may {
-			return ""
-		}
-	}
-	if code := p.code(); codes[code] {
-		return code
-	}
-	return ""
 }
 
 // mayHoldCode reports whether the JSON text body may hold code as the value

@@ -161,6 +161,8 @@ func TestRetryCodeMatchesDecoding(t *testing.T) {
 		{"empty", "", ``},
 		{"identity in capitals", "IDENTITY", `{"code":"15"}`},
 		{"gzip", "gzip", string(gzipped(`{"code":"15"}`))},
+		{"gzip success", "gzip", string(gzipped(`{"code":"0","seq":"2015"}`))},
+		{"gzip, corrupt", "gzip", "\x1f\x8b\x08\x00garbage"},
 		{"brotli", "br", `{"code":"15"}`},
 	}
 	for _, tt := range tests {

@@ -197,7 +197,7 @@ func clientQueryValues(rawQuery, appID string) (checkedQuery, error) {
 	for _, k := range []string{paramAppID, paramSign, paramNonce, paramVersion} {
 		delete(vals, k)
 	}
-	q := checkedQuery{orderNo: orderNo, extra: make([]param, 0, len(vals)+1)}
+	q := checkedQuery{orderNo: orderNo, extra: make([]param, 0, len(vals))} // not nil: order_no is there
 	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		for _, v := range vals[k] {
 			q.extra = append(q.extra, param{k, v})
@@ -233,7 +233,7 @@ func encodeSigned(q *checkedQuery, appID, version, nonce, sig string) string {
 		n += len(p.key) + len(p.value) + 2
 	}
 	var b strings.Builder
-	b.Grow(n) // exact unless a client's parameter needs escaping
+	b.Grow(n) // enough unless a client's parameter needs escaping
 	own := owned[:]
 	for len(own) > 0 || len(ps) > 0 {
 		if b.Len() > 0 {
