@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -101,8 +102,9 @@ type Handler struct {
 	refresh    time.Duration
 	timeout    time.Duration
 	retryCodes map[string]bool
-	key        string     // the app's key in the ticket cache
-	reg        *appConfig // this handler's registration there
+	key        string                 // the app's key in the ticket cache
+	reg        *appConfig             // this handler's registration there
+	entry      *atomic.Pointer[entry] // the app's cache entry, for the lock-free hot path
 	cache      *ticketCache
 	logger     *zap.Logger
 	signed     prometheus.Counter // requests_total for this app's signed requests
@@ -199,6 +201,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.cache = val.(*ticketCache)
 	h.key = appKey(h.creds)
+	h.entry = new(atomic.Pointer[entry])
 	store, err := newTicketStore(ctx.Storage(), h.creds)
 	if err != nil {
 		return fmt.Errorf("setting up ticket storage: %w", err)
@@ -330,12 +333,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		errors.As(err, &qe)
 		return h.reject(w, qe.Status, qe.Code, qe.Msg)
 	}
-	t, err := h.cache.ticket(r.Context(), h.key)
-	if err != nil {
-		return h.unavailable(w, err)
+	t := h.cachedTicket()
+	if t == nil {
+		if t, err = h.cache.ticket(r.Context(), h.key); err != nil {
+			return h.unavailable(w, err)
+		}
 	}
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	h.setPlaceholders(repl, t, false)
+	facts := &signFacts{h: h, t: t}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(facts.placeholder)
+	}
 	h.signed.Inc()
 
 	// r.URL carries the signed query to the next handler; r.RequestURI stays
@@ -386,21 +393,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return probe.commit()
 	}
 	metrics.retries.WithLabelValues(h.creds.appID, "retried").Inc()
-	h.setPlaceholders(repl, t, true)
+	facts.t, facts.retried = t, true
 	r.URL.RawQuery = signQuery(&q, h.creds.appID, h.version, t.value)
 	return next.ServeHTTP(w, r)
 }
 
-// setPlaceholders sets the request's placeholders: facts about the signing,
-// never a secret.
-func (h *Handler) setPlaceholders(repl *caddy.Replacer, t *ticket, retried bool) {
-	if repl == nil {
-		return
+// cachedTicket returns the app's ticket without taking a lock: an atomic
+// load of the handler's cache entry and one of its ticket. It returns nil
+// when the request must go the slow way: no entry yet, the entry left the
+// cache, or no usable ticket.
+func (h *Handler) cachedTicket() *ticket {
+	e := h.entry.Load()
+	if e == nil || e.gone.Load() {
+		if e = h.cache.peek(h.key); e == nil {
+			return nil
+		}
+		h.entry.Store(e)
 	}
-	repl.Set("http.webank_sign.app_id", h.creds.appID)
-	repl.Set("http.webank_sign.retried", retried)
-	repl.Set("http.webank_sign.generation", t.token.gen)
-	repl.Set("http.webank_sign.ticket_age", int(time.Since(t.fetched).Seconds()))
+	if t := e.cur.Load(); t != nil && h.cache.now().Before(t.expires) {
+		return t
+	}
+	return nil
+}
+
+// signFacts are a request's placeholders: facts about its signing, never a
+// secret. They are looked up only if something uses them.
+type signFacts struct {
+	h       *Handler
+	t       *ticket
+	retried bool
+}
+
+func (f *signFacts) placeholder(key string) (any, bool) {
+	switch key {
+	case "http.webank_sign.app_id":
+		return f.h.creds.appID, true
+	case "http.webank_sign.retried":
+		return f.retried, true
+	case "http.webank_sign.generation":
+		return f.t.token.gen, true
+	case "http.webank_sign.ticket_age":
+		return int(time.Since(f.t.fetched).Seconds()), true
+	}
+	return nil, false
 }
 
 // orderHash returns a short keyed hash of an order number, so that logs can

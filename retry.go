@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -161,10 +162,17 @@ func (p *retryProbe) body() ([]byte, bool) {
 	switch enc := strings.ToLower(p.header.Get("Content-Encoding")); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(bytes.NewReader(body))
+		} else {
+			err = zr.Reset(bytes.NewReader(body))
+		}
 		if err != nil {
 			return nil, false
 		}
+		defer gzipReaders.Put(zr)
 		body, err = io.ReadAll(io.LimitReader(zr, maxProbe+1))
 		if err != nil || len(body) > maxProbe {
 			return nil, false
@@ -174,6 +182,10 @@ func (p *retryProbe) body() ([]byte, bool) {
 	}
 	return body, true
 }
+
+// gzipReaders keeps decompressors for reading gzipped answers: making one
+// allocates tens of kilobytes.
+var gzipReaders sync.Pool
 
 // codeOf returns WeBank's code from the JSON answer body, and "" if it has
 // none.

@@ -130,6 +130,7 @@ type appConfig struct {
 type entry struct {
 	cur  atomic.Pointer[ticket] // nil until fetched, and after WeBank rejected it
 	busy atomic.Bool            // the refresher has a refresh or poll under way
+	gone atomic.Bool            // evicted or removed: its ticket is no longer kept current
 
 	mu            sync.Mutex   // protects the fields below
 	token         *accessToken // the newest token known, which may have no ticket yet
@@ -226,7 +227,7 @@ func record(tok *accessToken, t *ticket) storedRecord {
 }
 
 func newTicketCache(size int) *ticketCache {
-	entries, err := lru.New[string, *entry](size)
+	entries, err := lru.NewWithEvict(size, func(_ string, e *entry) { e.gone.Store(true) })
 	if err != nil {
 		panic(err) // only for size <= 0, which callers never pass
 	}
@@ -371,6 +372,12 @@ func (c *ticketCache) ticket(ctx context.Context, key string) (*ticket, error) {
 	}
 }
 
+// peek returns key's entry, or nil, without touching its recency.
+func (c *ticketCache) peek(key string) *entry {
+	e, _ := c.entries.Peek(key)
+	return e
+}
+
 // entry returns key's entry, adding an empty one if there is none.
 func (c *ticketCache) entry(key string) *entry {
 	n := new(entry)
@@ -438,6 +445,7 @@ func (c *ticketCache) refresh(key, kind string, goodEnough func(*ticket, time.Ti
 	// Install into the entry that is in the cache now: it may have been
 	// evicted and replaced while we fetched.
 	t = c.entry(key).install(t)
+	c.entries.Get(key) // in use: most recently
 	result, msg, event := "fetched", "ticket fetched", "ticket_refreshed"
 	if adopted {
 		result, msg, event = "adopted", "ticket adopted from storage", "ticket_adopted"

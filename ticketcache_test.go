@@ -341,3 +341,24 @@ func TestCacheRefresherRunsAndStops(t *testing.T) {
 	}
 	// goleak (deferred) fails the test if the refresher or a fetch lives on.
 }
+
+// An entry that leaves the cache (evicted for another app, or its app
+// unregistered) is marked gone, so that a handler holding it for the
+// lock-free path looks it up again instead of trusting a ticket no longer
+// kept current.
+func TestEntryGoneOnEviction(t *testing.T) {
+	c := newTicketCache(1)
+	t.Cleanup(func() { _ = c.Destruct() })
+	first := c.entry("app-1")
+	c.entry("app-2") // evicts app-1: the cache holds one app
+	if !first.gone.Load() {
+		t.Error("the evicted entry is not marked gone")
+	}
+	second := c.peek("app-2")
+	cfg := appConfig{creds: credentials{appID: "IDA2"}}
+	reg := c.register("app-2", cfg)
+	c.unregister("app-2", reg)
+	if !second.gone.Load() || c.peek("app-2") != nil {
+		t.Error("the unregistered app's entry is not removed and marked gone")
+	}
+}
