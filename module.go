@@ -367,13 +367,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	probe := newRetryProbe(w)
 	aborted, err := serveProbed(next, probe, r)
 	if aborted {
-		return h.upstreamFailed(w, errors.New("the upstream broke off its answer"))
+		return h.upstreamFailed(w, r, errors.New("the upstream broke off its answer"))
 	}
 	if err != nil {
 		if probe.committed {
 			return err // the answer is under way: Caddy can only end it
 		}
-		return h.upstreamFailed(w, err)
+		return h.upstreamFailed(w, r, err)
 	}
 	code := probe.retryCode(h.retryCodes)
 	if code == "" {
@@ -474,10 +474,16 @@ func serveProbed(next caddyhttp.Handler, probe *retryProbe, r *http.Request) (ab
 // sending anything (connection refused or reset, timeout), with the status
 // the next handler chose and a JSON body like every other error here. The
 // error is logged, not sent: it names internal addresses.
-func (h *Handler) upstreamFailed(w http.ResponseWriter, err error) error {
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return err // the client went away: nobody to answer, nothing WeBank did
+	}
 	status := http.StatusBadGateway
 	var he caddyhttp.HandlerError
-	if errors.As(err, &he) && he.StatusCode >= 500 {
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		if he.StatusCode < 500 {
+			return err // a later handler's own client error: Caddy's error routes answer it
+		}
 		status = he.StatusCode
 	}
 	h.logger.Warn("the upstream failed", zap.String("app_id", h.creds.appID), zap.Int("status", status), zap.Error(err))

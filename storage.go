@@ -44,6 +44,11 @@ type storedRecord struct {
 
 const sealPrefix = "webank_sign sealed v1\n"
 
+// storageTimeout bounds one read or write of the record: a storage that
+// hangs (a black-holed Redis, a stuck network mount) counts as failing, and
+// the fetch goes on without it, instead of spending the fetch timeout.
+const storageTimeout = 3 * time.Second
+
 // errNoRecord means there is no usable record: none stored, or one that does
 // not open (another secret, corruption, a truncated write).
 var errNoRecord = errors.New("no stored ticket")
@@ -84,6 +89,8 @@ func newTicketStore(storage certmagic.Storage, c credentials) (*ticketStore, err
 // reason, if there is none or it does not open, and other errors when the
 // storage itself fails.
 func (s *ticketStore) load(ctx context.Context) (storedRecord, error) {
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
 	b, err := s.storage.Load(ctx, s.key)
 	if errors.Is(err, fs.ErrNotExist) {
 		return storedRecord{}, errNoRecord
@@ -104,6 +111,8 @@ func (s *ticketStore) save(ctx context.Context, rec storedRecord) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
 	if err := s.storage.Store(ctx, s.key, b); err != nil {
 		return fmt.Errorf("storing the ticket record: %w", err)
 	}

@@ -22,31 +22,43 @@ import (
 type flakyStorage struct {
 	certmagic.Storage
 	down  atomic.Bool
+	hang  atomic.Bool  // calls block until their context ends, as a black-holed Redis would
 	calls atomic.Int64 // Load, Store and Lock calls, failed or not
+}
+
+func (s *flakyStorage) fail(ctx context.Context) error {
+	if s.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if s.down.Load() {
+		return errStorageDown
+	}
+	return nil
 }
 
 var errStorageDown = errors.New("storage down (test)")
 
 func (s *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
 	s.calls.Add(1)
-	if s.down.Load() {
-		return nil, errStorageDown
+	if err := s.fail(ctx); err != nil {
+		return nil, err
 	}
 	return s.Storage.Load(ctx, key)
 }
 
 func (s *flakyStorage) Store(ctx context.Context, key string, v []byte) error {
 	s.calls.Add(1)
-	if s.down.Load() {
-		return errStorageDown
+	if err := s.fail(ctx); err != nil {
+		return err
 	}
 	return s.Storage.Store(ctx, key, v)
 }
 
 func (s *flakyStorage) Lock(ctx context.Context, name string) error {
 	s.calls.Add(1)
-	if s.down.Load() {
-		return errStorageDown
+	if err := s.fail(ctx); err != nil {
+		return err
 	}
 	return s.Storage.Lock(ctx, name)
 }
@@ -373,5 +385,21 @@ func TestTicketStepFailureKeepsNewToken(t *testing.T) {
 	}
 	if f.fake.TokenCalls() != 2 || f.fake.TicketCalls() != 3 {
 		t.Errorf("calls = %d/%d, want no third token, one more ticket", f.fake.TokenCalls(), f.fake.TicketCalls())
+	}
+}
+
+// Storage that hangs counts as failing: a sidecar without a ticket gets one
+// from WeBank after the storage call's own deadline, instead of spending
+// the whole fetch timeout waiting for a lock.
+func TestHangingStorageDegrades(t *testing.T) {
+	f := newFleetFixture(t)
+	f.storage.hang.Store(true)
+	s := f.sidecar(t)
+	if got := s.ticket(t); got == nil {
+		t.Fatal("no ticket")
+	}
+	f.wantCalls(t, 1, 1)
+	if s.logs.FilterMessage("storage unavailable; tickets are kept in memory only until it works again").Len() != 1 {
+		t.Errorf("the hanging storage was not reported as unavailable")
 	}
 }

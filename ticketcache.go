@@ -399,6 +399,9 @@ const (
 // enough: from storage if a peer stored one that is, else from WeBank.
 // Callers hold key's flight.
 func (c *ticketCache) refresh(key, kind string, goodEnough func(*ticket, time.Time) bool) (*ticket, error) {
+	if _, ok := c.app(key); !ok {
+		return nil, errNotRegistered // e.g. a request still in flight on a config just unloaded
+	}
 	e := c.entry(key)
 	if t := e.cur.Load(); t != nil && goodEnough(t, c.now()) {
 		return t, nil // replaced while we waited for the flight
@@ -491,9 +494,15 @@ func fingerprint(ticket string) string {
 func (c *ticketCache) obtain(ctx context.Context, cfg appConfig, e *entry, usable func(*ticket) bool, log *zap.Logger) (t *ticket, adopted bool, err error) {
 	st := cfg.store
 	if st != nil {
-		if t, _, _ := c.loadStored(ctx, cfg, e, log); t != nil && usable(t) {
+		t, _, ok := c.loadStored(ctx, cfg, e, log)
+		if t != nil && usable(t) {
 			return t, true, nil
 		}
+		if !ok {
+			st = nil // storage failing (or hanging): do without its lock this time
+		}
+	}
+	if st != nil {
 		t, err := c.lock(ctx, cfg, e, usable, log)
 		switch {
 		case t != nil:
@@ -618,13 +627,19 @@ func (e *entry) learnToken(tok *accessToken) *accessToken {
 	}
 	e.token = tok
 	e.mu.Unlock()
-	retire := tok.fetched.Add(tokenOverlap - min(maxExpirySkew, tokenOverlap/10))
+	retire := retireAt(tok)
 	for {
 		cur := e.cur.Load()
 		if cur == nil || cur.token.gen >= tok.gen || e.cur.CompareAndSwap(cur, cur.capped(retire)) {
 			return tok
 		}
 	}
+}
+
+// retireAt returns when tickets made with tokens older than tok stop being
+// used: WeBank retires a superseded token a minute after the new one.
+func retireAt(tok *accessToken) time.Time {
+	return tok.fetched.Add(tokenOverlap - min(maxExpirySkew, tokenOverlap/10))
 }
 
 func (e *entry) newestToken() *accessToken {
@@ -657,7 +672,9 @@ func (c *ticketCache) storageOK(log *zap.Logger) {
 // install makes t e's ticket unless e already has a newer one, and returns
 // the ticket e then has.
 func (e *entry) install(t *ticket) *ticket {
-	e.learnToken(t.token)
+	if newest := e.learnToken(t.token); newest.gen > t.token.gen {
+		t = t.capped(retireAt(newest)) // fetched outside the lock while a peer rotated
+	}
 	for {
 		cur := e.cur.Load()
 		if cur != nil && cur != t && cur.newer(t) {
@@ -679,8 +696,9 @@ func (c *ticketCache) invalidate(key string, t *ticket) bool {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.cur.Load() != t {
-		return true // already replaced
+	cur := e.cur.Load()
+	if cur == nil || cur.value != t.value {
+		return true // already replaced (a capped copy of t is still t)
 	}
 	now := c.now()
 	if !e.lastForced.IsZero() && now.Sub(e.lastForced) < minForcedInterval {
@@ -688,7 +706,7 @@ func (c *ticketCache) invalidate(key string, t *ticket) bool {
 	}
 	e.lastForced = now
 	e.rejected, e.rejectedToken = t.value, t.token.value
-	e.cur.CompareAndSwap(t, nil)
+	e.cur.CompareAndSwap(cur, nil)
 	if cfg, ok := c.app(key); ok {
 		c.appLog(cfg).Warn("WeBank rejected the ticket; getting another one",
 			zap.Uint64("generation", t.token.gen), zap.Duration("ticket_age", now.Sub(t.fetched)))
@@ -1002,16 +1020,23 @@ func (c *ticketCache) forceRefresh(ctx context.Context, appID string) (found boo
 			base, e.rejectedToken = e.token.gen, e.token.value // fetch a new token, not just a ticket
 		}
 		e.mu.Unlock()
-		ch := c.flight.DoChan(key, func() (any, error) {
-			return c.refresh(key, kindForced, func(t *ticket, _ time.Time) bool { return t.token.gen > base })
-		})
-		select {
-		case res := <-ch:
-			if res.Err != nil {
-				return true, res.Err
+		// A forced refresh may join a flight already under way for another
+		// reason, whose ticket need not be newer: then it runs again.
+		for attempt := 0; attempt < 2; attempt++ {
+			ch := c.flight.DoChan(key, func() (any, error) {
+				return c.refresh(key, kindForced, func(t *ticket, _ time.Time) bool { return t.token.gen > base })
+			})
+			select {
+			case res := <-ch:
+				if res.Err != nil {
+					return true, res.Err
+				}
+				if res.Val.(*ticket).token.gen > base {
+					attempt = 2
+				}
+			case <-ctx.Done():
+				return true, ctx.Err()
 			}
-		case <-ctx.Done():
-			return true, ctx.Err()
 		}
 	}
 	return true, nil

@@ -362,3 +362,33 @@ func TestEntryGoneOnEviction(t *testing.T) {
 		t.Error("the unregistered app's entry is not removed and marked gone")
 	}
 }
+
+// A ticket capped when a newer token became known is a new copy of the
+// same ticket: WeBank rejecting the original still drops it.
+func TestInvalidateCappedTicket(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	t1 := f.ticket(t)
+	e := f.cache.peek(f.key)
+	e.learnToken(&accessToken{value: "peer-token", gen: t1.token.gen + 1, fetched: f.clock.Now(), life: time.Hour})
+	if capped := e.cur.Load(); capped == t1 || capped.value != t1.value {
+		t.Fatal("learning a newer token did not cap the current ticket")
+	}
+	if !f.cache.invalidate(f.key, t1) || e.cur.Load() != nil {
+		t.Error("the capped copy of the rejected ticket was not dropped")
+	}
+}
+
+// A ticket made with an older token than the newest known (fetched outside
+// the lock while a peer rotated) is installed capped to that token's
+// retirement, not for its full life.
+func TestInstallCapsTicketOfOlderToken(t *testing.T) {
+	now := newTestClock().Now()
+	e := new(entry)
+	newest := &accessToken{value: "new", gen: 5, fetched: now, life: 2 * time.Hour}
+	e.learnToken(newest)
+	old := newTicket("old-ticket", now, time.Hour, &accessToken{value: "old", gen: 4, fetched: now, life: 2 * time.Hour}, defaultRefresh)
+	got := e.install(old)
+	if got.value != "old-ticket" || got.expires.After(retireAt(newest)) {
+		t.Errorf("installed until %v, want at most %v", got.expires.Sub(now), retireAt(newest).Sub(now))
+	}
+}
