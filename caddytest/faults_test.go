@@ -47,20 +47,7 @@ func startFront(t *testing.T, h http.Handler) string {
 func setupFront(t *testing.T, opts webanktest.Options, extra string, front func(*webanktest.Server) string) *env {
 	t.Helper()
 	e := setup(t, opts, func(fakeURL string) string { return "" })
-	frontURL := front(e.fake)
-	e.load(fmt.Sprintf(`http://:%d {
-	bind 127.0.0.1
-	route %s {
-		webank_sign {
-			app_id %s
-			secret {env.%s}
-			base_url %s
-			%s
-		}
-		reverse_proxy %s
-	}
-}
-`, sitePort, ocrPath, appID, secretEnv, frontURL, extra, e.fake.URL), t.TempDir())
+	e.load(siteFor(front(e.fake), e.fake.URL, extra), t.TempDir())
 	return e
 }
 
@@ -244,18 +231,7 @@ func TestUpstreamResetMidBody(t *testing.T) {
 			conn.Close()
 		}
 	}))
-	e.load(fmt.Sprintf(`http://:%d {
-	bind 127.0.0.1
-	route %s {
-		webank_sign {
-			app_id %s
-			secret {env.%s}
-			base_url %s
-		}
-		reverse_proxy %s
-	}
-}
-`, sitePort, ocrPath, appID, secretEnv, e.fake.URL, upstream), t.TempDir())
+	e.load(siteFor(e.fake.URL, upstream, ""), t.TempDir())
 	status, body := e.get(ocrPath + "?order_no=MID1")
 	if se := decodeError(t, body); status != http.StatusBadGateway || se.Code != "upstream_failed" {
 		t.Errorf("reset mid-body: %d %s, want 502 upstream_failed", status, body)

@@ -121,14 +121,13 @@ func (e *env) load(site, dir string) {
 	}
 }
 
-// signSite is the usual site: webank_sign then reverse_proxy to the fake,
-// with extra webank_sign options.
-func signSite(extra string) func(string) string {
-	return func(fakeURL string) string {
-		return fmt.Sprintf(`http://:%d {
+// siteFor is the usual site: webank_sign, fetching tickets from baseURL,
+// with extra options, then reverse_proxy to upstream.
+func siteFor(baseURL, upstream, extra string) string {
+	return fmt.Sprintf(`http://:%d {
 	bind 127.0.0.1
 	log
-	route /api/server/getOcrResult {
+	route %s {
 		webank_sign {
 			app_id %s
 			secret {env.%s}
@@ -138,8 +137,12 @@ func signSite(extra string) func(string) string {
 		reverse_proxy %s
 	}
 }
-`, sitePort, appID, secretEnv, fakeURL, extra, fakeURL)
-	}
+`, sitePort, ocrPath, appID, secretEnv, baseURL, extra, upstream)
+}
+
+// signSite is siteFor with the fake as both base_url and upstream.
+func signSite(extra string) func(fakeURL string) string {
+	return func(fakeURL string) string { return siteFor(fakeURL, fakeURL, extra) }
 }
 
 func loadJSON(t *testing.T, cfg string) {

@@ -184,23 +184,10 @@ func TestPhotosStreamedByteIdentical(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 
-	e := setup(t, webanktest.Options{PhotoBytes: 768 << 10}, func(fakeURL string) string {
-		return signSite("")(fakeURL)
-	})
+	e := setup(t, webanktest.Options{PhotoBytes: 768 << 10}, signSite(""))
 	fake = e.fake
 	// Point reverse_proxy at the gated upstream instead of the fake.
-	e.load(fmt.Sprintf(`http://:%d {
-	bind 127.0.0.1
-	route %s {
-		webank_sign {
-			app_id %s
-			secret {env.%s}
-			base_url %s
-		}
-		reverse_proxy %s
-	}
-}
-`, sitePort, ocrPath, appID, secretEnv, fake.URL, upstream.URL), t.TempDir())
+	e.load(siteFor(fake.URL, upstream.URL, ""), t.TempDir())
 
 	want := fake.OCRResultBody(appID, orderNo, true, false)
 	if len(want) < 3<<20 {
