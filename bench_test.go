@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +59,7 @@ func BenchmarkQueryRewrite(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				q, err := clientQuery(bc.raw, testAppID)
+				q, err := clientQueryFor(bc.raw, testAppID)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -99,13 +97,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 
 	b.Setenv("WBS_BENCH_SECRET", testSecret)
 	h := &Handler{AppID: testAppID, Secret: "{env.WBS_BENCH_SECRET}", BaseURL: fake.URL}
-	ctx, err := caddy.ProvisionContext(&caddy.Config{
-		StorageRaw: json.RawMessage(fmt.Sprintf(`{"module":"file_system","root":%q}`, b.TempDir())),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := h.Provision(ctx); err != nil {
+	if err := h.Provision(testContext(b)); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = h.Cleanup() })

@@ -29,12 +29,25 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				refresh       15m
 				fetch_timeout 5s
 				retry_codes   15 400101 66660001
+				mode          json
+				photos        deny
+				max_body_size 4MiB
+				proxy_hosts   idasc.webank.com kyc1.qcloud.com:80
 			}`,
 			want: Handler{
 				AppID: "{env.WEBANK_APP_ID}", Secret: "{env.WEBANK_SECRET}",
 				BaseURL: "https://kyc1.qcloud.com", Version: "1.0.0", Refresh: "15m",
 				FetchTimeout: "5s", RetryCodes: []string{"15", "400101", "66660001"},
+				Mode: "json", Photos: "deny", MaxBodySize: 4 << 20,
+				ProxyHosts: []string{"idasc.webank.com", "kyc1.qcloud.com:80"},
 			},
+		},
+		{
+			name:  "several apps",
+			input: "webank_sign {\n app IDA1 {env.S1}\n app IDA2 {env.S2}\n}",
+			want: Handler{Apps: []AppCredentials{
+				{AppID: "IDA1", Secret: "{env.S1}"}, {AppID: "IDA2", Secret: "{env.S2}"},
+			}},
 		},
 		{
 			name:  "required only",
@@ -56,6 +69,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "zero refresh", input: "webank_sign {\n refresh 0s\n}", wantErr: `refresh: "0s" is not a positive duration`},
 		{name: "negative fetch_timeout", input: "webank_sign {\n fetch_timeout -1s\n}", wantErr: `fetch_timeout: "-1s" is not a positive duration`},
 		{name: "retry_codes without codes", input: "webank_sign {\n retry_codes\n}", wantErr: "retry_codes needs at least one code"},
+		{name: "app without secret", input: "webank_sign {\n app IDA1\n}", wantErr: "app takes an app_id and a secret, got 1 values"},
+		{name: "app twice", input: "webank_sign {\n app IDA1 {env.A}\n app IDA1 {env.B}\n}", wantErr: "app IDA1 already specified"},
+		{name: "app and app_id", input: "webank_sign {\n app_id IDA1\n app IDA2 {env.B}\n}", wantErr: "app cannot be combined with app_id and secret"},
+		{name: "bad mode", input: "webank_sign {\n mode form\n}", wantErr: `mode: "form" is not query or json`},
+		{name: "bad photos", input: "webank_sign {\n photos strip\n}", wantErr: `photos: "strip" is not allow or deny`},
+		{name: "bad max_body_size", input: "webank_sign {\n max_body_size lots\n}", wantErr: `max_body_size: "lots" is not a size`},
+		{name: "zero max_body_size", input: "webank_sign {\n max_body_size 0\n}", wantErr: `max_body_size: "0" is not a size`},
+		{name: "proxy_hosts without hosts", input: "webank_sign {\n proxy_hosts\n}", wantErr: "proxy_hosts needs at least one host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +94,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("UnmarshalCaddyfile: %v", err)
 			}
+			tt.want.Source = "Testfile:1"
 			if !reflect.DeepEqual(h, tt.want) {
 				t.Errorf("UnmarshalCaddyfile = %+v, want %+v", h, tt.want)
 			}
@@ -84,13 +106,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 // Cleanup that follows a failed Validate, and returns the first error.
 func provision(t testing.TB, h *Handler) error {
 	t.Helper()
-	ctx, err := caddy.ProvisionContext(&caddy.Config{
-		StorageRaw: json.RawMessage(fmt.Sprintf(`{"module":"file_system","root":%q}`, t.TempDir())),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := testContext(t)
 	if err := h.Provision(ctx); err != nil {
+		_ = h.Cleanup() // as Caddy does after a failed Provision
 		return err
 	}
 	if err := h.Validate(); err != nil {
@@ -99,6 +117,21 @@ func provision(t testing.TB, h *Handler) error {
 	}
 	t.Cleanup(func() { _ = h.Cleanup() })
 	return nil
+}
+
+// testContext returns a Caddy context for one config, with its own storage,
+// that is cancelled (cleaning up the apps loaded into it) when t ends.
+func testContext(t testing.TB) caddy.Context {
+	t.Helper()
+	root, err := caddy.ProvisionContext(&caddy.Config{
+		StorageRaw: json.RawMessage(fmt.Sprintf(`{"module":"file_system","root":%q}`, t.TempDir())),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(root)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func TestProvisionAndValidate(t *testing.T) {
@@ -135,6 +168,16 @@ func TestProvisionAndValidate(t *testing.T) {
 		{name: "negative fetch_timeout", h: ok(Handler{FetchTimeout: "-3s"}), wantErr: "fetch_timeout: must be positive"},
 		{name: "retry off with codes", h: ok(Handler{RetryCodes: []string{"off", "15"}}), wantErr: "retry_codes: 'off' cannot be combined"},
 		{name: "retry code 0", h: ok(Handler{RetryCodes: []string{"0"}}), wantErr: `retry_codes: "0" is not an error code`},
+		{name: "several apps", h: Handler{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA2", "{env.WBS_TEST_SECRET}"}}}},
+		{name: "apps and app_id", h: ok(Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}}}), wantErr: "app_id and secret cannot be combined with apps"},
+		{name: "app listed twice", h: Handler{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_SECRET}"}}}, wantErr: "apps[1]: app_id IDA1 is listed more than once"},
+		{name: "app without secret", h: Handler{Apps: []AppCredentials{{"IDA1", ""}}}, wantErr: "apps[0].secret is required"},
+		{name: "app with bad app_id", h: Handler{Apps: []AppCredentials{{"ID 1", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "ID 1" is not`},
+		{name: "bad mode", h: ok(Handler{Mode: "form"}), wantErr: `mode: "form" is not query or json`},
+		{name: "bad photos", h: ok(Handler{Photos: "strip"}), wantErr: `photos: "strip" is not allow or deny`},
+		{name: "negative max_body_size", h: ok(Handler{MaxBodySize: -1}), wantErr: "max_body_size: must be positive"},
+		{name: "bad proxy host", h: ok(Handler{ProxyHosts: []string{"idasc.webank.com/api"}}), wantErr: `proxy_hosts: "idasc.webank.com/api" is not a host`},
+		{name: "bad proxy port", h: ok(Handler{ProxyHosts: []string{"idasc.webank.com:99999"}}), wantErr: `proxy_hosts: "idasc.webank.com:99999" is not a host`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,17 +199,65 @@ func TestProvisionAndValidate(t *testing.T) {
 	}
 }
 
+// TestOneSecretPerApp provisions several handlers into one config: one
+// app_id may appear in any number of them, with one secret only.
+func TestOneSecretPerApp(t *testing.T) {
+	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
+	t.Setenv("WBS_TEST_OTHER", "other-s3cr3t")
+	t.Setenv("WBS_TEST_SAME", "s3cr3t-value")
+	load := func(ctx caddy.Context, h *Handler) error {
+		t.Helper()
+		err := h.Provision(ctx)
+		t.Cleanup(func() { _ = h.Cleanup() })
+		return err
+	}
+	ctx := testContext(t)
+	first := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1", Source: "Caddyfile:3"}
+	if err := load(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	same := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SAME}", BaseURL: "http://127.0.0.1:1"}
+	if err := load(ctx, same); err != nil {
+		t.Fatalf("a second handler with the same secret (from another placeholder): %v", err)
+	}
+	if first.tenants[0].key != same.tenants[0].key {
+		t.Error("two handlers of one app do not share its cache entry")
+	}
+	otherURL := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:2"}
+	if err := load(ctx, otherURL); err != nil {
+		t.Fatalf("another base_url is another app to WeBank: %v", err)
+	}
+	conflict := &Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_OTHER}"}},
+		BaseURL: "http://127.0.0.1:1", Source: "Caddyfile:17"}
+	err := load(ctx, conflict)
+	want := "app_id IDA1 (base_url http://127.0.0.1:1) is given one secret at Caddyfile:3 and another at Caddyfile:17"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("conflicting secret: error = %v, want one containing %q", err, want)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q holds a secret", err)
+	}
+	noSource := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:1"}
+	if err := load(ctx, noSource); err == nil || !strings.Contains(err.Error(), "another at webank_sign handler #5 of the config") {
+		t.Errorf("conflict in a JSON config: error = %v, want it to name the handler by position", err)
+	}
+	// Another config (a reload) may change the secret.
+	if err := load(testContext(t), noSource); err != nil {
+		t.Errorf("a new config with a new secret: %v", err)
+	}
+}
+
 func TestProvisionDefaults(t *testing.T) {
 	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
 	h := Handler{AppID: "IDA00001", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1/"}
 	if err := provision(t, &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.creds.secret != "s3cr3t-value" || h.Secret != "{env.WBS_TEST_SECRET}" {
+	if h.tenants[0].creds.secret != "s3cr3t-value" || h.Secret != "{env.WBS_TEST_SECRET}" {
 		t.Errorf("secret not expanded into the unexported field only")
 	}
-	if h.creds.baseURL != "http://127.0.0.1:1" {
-		t.Errorf("base_url = %q, want the trailing slash trimmed", h.creds.baseURL)
+	if h.tenants[0].creds.baseURL != "http://127.0.0.1:1" {
+		t.Errorf("base_url = %q, want the trailing slash trimmed", h.tenants[0].creds.baseURL)
 	}
 	if h.version != defaultVersion || h.refresh != defaultRefresh || h.timeout != defaultFetchTimeout {
 		t.Errorf("defaults = %q %v %v", h.version, h.refresh, h.timeout)

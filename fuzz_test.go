@@ -118,7 +118,7 @@ func FuzzServeHTTPQuery(f *testing.F) {
 		f.Add(seed)
 	}
 	h, _ := newTestHandler(f)
-	warm, err := h.cache.ticket(context.Background(), h.key)
+	warm, err := h.cache.ticket(context.Background(), h.tenants[0].key)
 	if err != nil {
 		f.Fatal(err)
 	}

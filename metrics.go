@@ -16,6 +16,7 @@ var metrics = struct {
 	refreshes       *prometheus.CounterVec
 	refreshDuration *prometheus.HistogramVec
 	storageErrors   prometheus.Counter
+	evictions       prometheus.Counter
 	lockWait        prometheus.Histogram
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -38,6 +39,10 @@ var metrics = struct {
 	storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "webank_sign", Name: "storage_errors_total",
 		Help: "Failed reads and writes of the ticket record and its lock in Caddy's storage.",
+	}),
+	evictions: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "webank_sign", Name: "evictions_total",
+		Help: "Apps pushed out of the ticket cache by more recently used ones (see the global option cache_size); an evicted app gets its ticket back from storage on its next request.",
 	}),
 	lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "webank_sign", Name: "lock_wait_seconds",
@@ -74,7 +79,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	}
 	for _, c := range []prometheus.Collector{
 		metrics.requests, metrics.retries, metrics.refreshes, metrics.refreshDuration,
-		metrics.storageErrors, metrics.lockWait, lifeCollector{},
+		metrics.storageErrors, metrics.evictions, metrics.lockWait, lifeCollector{},
 	} {
 		if err := reg.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 			return err

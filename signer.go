@@ -49,6 +49,9 @@ var (
 	errOrderNoLong    = &queryError{400, "order_no_too_long", "order_no is longer than 32 characters"}
 	errOrderNoChars   = &queryError{400, "order_no_invalid", "order_no may only contain letters, digits, '_' and '-'"}
 	errAppIDMismatch  = &queryError{403, "app_id_mismatch", "app_id does not match the app this route signs for"}
+	errAppIDUnknown   = &queryError{403, "app_id_unknown", "app_id is not one of the apps this route signs for"}
+	errAppIDMissing   = &queryError{400, "app_id_missing", "app_id is required: this route signs for several apps and picks one by app_id"}
+	errAppIDRepeated  = &queryError{400, "app_id_repeated", "app_id is given more than once, with different values"}
 )
 
 // checkOrderNo reports whether the order_no values of a query are usable: one
@@ -91,6 +94,7 @@ type param struct{ key, value string }
 // signQuery needs to sign it, as many times as it takes.
 type checkedQuery struct {
 	orderNo string
+	appID   appIDs                 // the client's app_id values
 	n       int                    // inline[:n] are the parameters, if extra is nil
 	inline  [maxInlineParams]param // the client's parameters less app_id, sign, nonce and version, decoded, stably sorted by name
 	extra   []param                // the same, for a query of more than maxInlineParams parameters
@@ -105,9 +109,42 @@ func (q *checkedQuery) params() []param {
 	return q.inline[:q.n]
 }
 
-// clientQuery parses the client's raw query and checks it: a usable
-// order_no, and no app_id other than appID. It returns the checked query, or
-// a *queryError for the client.
+// appIDs is what a client said its app is: nothing, one app_id (perhaps
+// repeated), or several that differ.
+type appIDs struct {
+	value    string // the first one given
+	given    bool
+	conflict bool // another one differs from value
+}
+
+func (a *appIDs) add(v string) {
+	if !a.given {
+		a.value, a.given = v, true
+	} else if v != a.value {
+		a.conflict = true
+	}
+}
+
+// mismatch reports whether a client that gave these app_ids may not be
+// signed for appID: it named another app.
+func (a appIDs) mismatch(appID string) bool {
+	return a.given && (a.conflict || a.value != appID)
+}
+
+// filesRequested reports whether the query asks for photos or videos: a
+// get_file (or getFile) other than 0.
+func (q *checkedQuery) filesRequested() bool {
+	for _, p := range q.params() {
+		if (p.key == "get_file" || p.key == "getFile") && p.value != "0" {
+			return true
+		}
+	}
+	return false
+}
+
+// clientQuery parses the client's raw query and checks that it has a
+// usable order_no. It returns the checked query, with the client's app_id
+// values for the caller to check, or a *queryError for the client.
 //
 // It parses exactly as url.ParseQuery does, and fails wherever it fails: a
 // ';' in a parameter (which an upstream may read as a separator), a bad '%'
@@ -116,14 +153,13 @@ func (q *checkedQuery) params() []param {
 // one is left to url.ParseQuery itself, which also enforces its limit on the
 // number of parameters (10000; only a GODEBUG urlmaxqueryparams of 16 or
 // less would reach the short queries, and it is not honoured for them).
-func clientQuery(rawQuery, appID string) (checkedQuery, error) {
+func clientQuery(rawQuery string) (checkedQuery, error) {
 	if strings.Count(rawQuery, "&") >= maxInlineParams {
-		return clientQueryValues(rawQuery, appID)
+		return clientQueryValues(rawQuery)
 	}
 	var q checkedQuery
 	var orderNos [2]string // enough to tell one from several
 	nOrderNos := 0
-	appIDMismatch := false
 	for rest := rawQuery; rest != ""; {
 		var kv string
 		kv, rest, _ = strings.Cut(rest, "&")
@@ -144,7 +180,7 @@ func clientQuery(rawQuery, appID string) (checkedQuery, error) {
 		}
 		switch key {
 		case paramAppID:
-			appIDMismatch = appIDMismatch || value != appID
+			q.appID.add(value)
 			continue // replaced by the one app_id signed
 		case paramSign, paramNonce, paramVersion:
 			continue // never the client's to choose
@@ -158,13 +194,10 @@ func clientQuery(rawQuery, appID string) (checkedQuery, error) {
 		q.n++
 	}
 	// Errors in the order url.ParseQuery and the checks below find them: a
-	// malformed query first, then order_no, then app_id.
+	// malformed query first, then order_no.
 	orderNo, err := checkOrderNo(orderNos[:min(nOrderNos, len(orderNos))])
 	if err != nil {
 		return checkedQuery{}, err
-	}
-	if appIDMismatch {
-		return checkedQuery{}, errAppIDMismatch
 	}
 	q.orderNo = orderNo
 	// Sort by name as url.Values.Encode does, keeping each name's values in
@@ -180,7 +213,7 @@ func clientQuery(rawQuery, appID string) (checkedQuery, error) {
 
 // clientQueryValues is clientQuery for a query of more than maxInlineParams
 // parameters, with url.ParseQuery.
-func clientQueryValues(rawQuery, appID string) (checkedQuery, error) {
+func clientQueryValues(rawQuery string) (checkedQuery, error) {
 	vals, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return checkedQuery{}, errQueryMalformed
@@ -189,15 +222,14 @@ func clientQueryValues(rawQuery, appID string) (checkedQuery, error) {
 	if err != nil {
 		return checkedQuery{}, err
 	}
+	var ids appIDs
 	for _, v := range vals[paramAppID] {
-		if v != appID {
-			return checkedQuery{}, errAppIDMismatch
-		}
+		ids.add(v)
 	}
 	for _, k := range []string{paramAppID, paramSign, paramNonce, paramVersion} {
 		delete(vals, k)
 	}
-	q := checkedQuery{orderNo: orderNo, extra: make([]param, 0, len(vals))} // not nil: order_no is there
+	q := checkedQuery{orderNo: orderNo, appID: ids, extra: make([]param, 0, len(vals))} // not nil: order_no is there
 	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		for _, v := range vals[k] {
 			q.extra = append(q.extra, param{k, v})

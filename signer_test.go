@@ -180,7 +180,7 @@ func TestClientAndSignQuery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cq, err := clientQuery(tt.raw, appID)
+			cq, err := clientQueryFor(tt.raw, appID)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("clientQuery(%q) error = %v, want %v", tt.raw, err, tt.wantErr)
 			}
@@ -211,6 +211,16 @@ func TestClientAndSignQuery(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientQueryFor is clientQuery followed by a single-app handler's check of
+// the client's app_id.
+func clientQueryFor(raw, appID string) (checkedQuery, error) {
+	q, err := clientQuery(raw)
+	if err == nil && q.appID.mismatch(appID) {
+		return checkedQuery{}, errAppIDMismatch
+	}
+	return q, err
 }
 
 // referenceRewrite is the query rewrite as it was first written, on
@@ -244,7 +254,7 @@ func checkRewrite(t *testing.T, raw string) {
 	const appID, version = "IDA00001", "1.0.0"
 	const nonce, sig = "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T", "993D057C652D97FD90D5D298F2E5DC4B8D893CBC"
 	wantOrderNo, want, wantErr := referenceRewrite(raw, appID, version, nonce, sig)
-	q, err := clientQuery(raw, appID)
+	q, err := clientQueryFor(raw, appID)
 	if err != wantErr { // the same *queryError, so the same status and code
 		t.Fatalf("clientQuery(%q) error = %v, want %v", raw, err, wantErr)
 	}
@@ -337,7 +347,7 @@ func TestQueryRewriteAllocations(t *testing.T) {
 		"app_id=IDA00001&order_no=A1&sign=DEADBEEF&nonce=x&version=9&a=1&b=2&c=3&d=4&e=5&f=6",
 	} {
 		allocs := testing.AllocsPerRun(100, func() {
-			q, err := clientQuery(raw, "IDA00001")
+			q, err := clientQueryFor(raw, "IDA00001")
 			if err != nil {
 				t.Fatal(err)
 			}

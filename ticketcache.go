@@ -227,7 +227,11 @@ func record(tok *accessToken, t *ticket) storedRecord {
 }
 
 func newTicketCache(size int) *ticketCache {
-	entries, err := lru.NewWithEvict(size, func(_ string, e *entry) { e.gone.Store(true) })
+	entries, err := lru.NewWithEvict(size, func(_ string, e *entry) {
+		if !e.gone.Swap(true) { // not removed by unregister: pushed out by other apps
+			metrics.evictions.Inc()
+		}
+	})
 	if err != nil {
 		panic(err) // only for size <= 0, which callers never pass
 	}
@@ -277,7 +281,16 @@ func (c *ticketCache) unregister(key string, reg *appConfig) {
 		return
 	}
 	delete(c.apps, key)
+	if e, ok := c.entries.Peek(key); ok {
+		e.gone.Store(true) // removed, not evicted
+	}
 	c.entries.Remove(key)
+}
+
+// resize sets how many apps' entries the cache keeps, and returns how many
+// it evicted to get there, least recently used first.
+func (c *ticketCache) resize(size int) (evicted int) {
+	return c.entries.Resize(size)
 }
 
 // keys returns the registered apps' keys, sorted.

@@ -1,0 +1,180 @@
+package webanksign
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	httpcaddyfile.RegisterGlobalOption("webank_sign", parseGlobalOption)
+}
+
+// App holds what every webank_sign handler of a config shares: the
+// process's ticket cache, and the apps the config signs for, so that one
+// app_id is never given two secrets. Handlers load it themselves; configure
+// it only to change its settings, with the Caddyfile's global option:
+//
+//	{
+//	    webank_sign {
+//	        cache_size 4096
+//	    }
+//	}
+type App struct {
+	// How many apps' access tokens and SIGN tickets are kept in memory. An
+	// app pushed out by others that were used more recently gets its ticket
+	// back from storage (or, failing that, from WeBank) on its next request;
+	// each such eviction is counted in caddy_webank_sign_evictions_total.
+	// The cache is shared by the whole process, so the config loaded last
+	// sets it. Default: 1024.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	cache  *ticketCache
+	claims *claims
+}
+
+// claims are the apps a config signs for.
+type claims struct {
+	mu       sync.Mutex
+	secrets  map[appRef]appClaim // the secret each app is given, and where
+	handlers int                 // webank_sign handlers provisioned so far, to name the ones without a Source
+}
+
+// appRef is an app as WeBank sees it: one app_id at one base URL has one
+// current access token.
+type appRef struct{ appID, baseURL string }
+
+type appClaim struct {
+	secret [sha256.Size]byte
+	place  string
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "webank_sign",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision joins the process's ticket cache and sizes it.
+func (a *App) Provision(ctx caddy.Context) error {
+	if a.CacheSize < 0 {
+		return fmt.Errorf("cache_size: must be positive, not %d", a.CacheSize)
+	}
+	size := a.CacheSize
+	if size == 0 {
+		size = defaultCacheSize
+	}
+	val, _, err := tickets.LoadOrNew(ticketsPoolKey, func() (caddy.Destructor, error) {
+		return newTicketCache(size), nil
+	})
+	if err != nil {
+		return err
+	}
+	a.cache = val.(*ticketCache)
+	if n := a.cache.resize(size); n > 0 {
+		ctx.Logger().Warn("cache_size is smaller than the number of apps in use: the least recently used were evicted, and get their tickets back from storage when next used",
+			zap.Int("cache_size", size), zap.Int("evicted", n))
+	}
+	a.claims = &claims{secrets: make(map[appRef]appClaim)}
+	return nil
+}
+
+// Start does nothing: tickets are fetched when requests need them.
+func (a *App) Start() error { return nil }
+
+// Stop does nothing: the ticket cache outlives a config, for the next one.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the config's hold on the ticket cache.
+func (a *App) Cleanup() error {
+	if a.cache == nil {
+		return nil
+	}
+	a.cache = nil
+	_, err := tickets.Delete(ticketsPoolKey)
+	return err
+}
+
+// place names a handler in errors: its Source if the Caddyfile adapter set
+// one, else its position among the config's webank_sign handlers.
+func (a *App) place(source string) string {
+	c := a.claims
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.handlers++
+	if source != "" {
+		return source
+	}
+	return "webank_sign handler #" + strconv.Itoa(c.handlers) + " of the config"
+}
+
+// claim records that the config signs for appID at baseURL with secret,
+// from place. One app_id must have one secret in a config: two handlers that
+// fetched tokens with two secrets would each invalidate the other's.
+func (a *App) claim(appID, baseURL, secret, place string) error {
+	c := a.claims
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ref := appRef{appID, baseURL}
+	sum := sha256.Sum256([]byte("webank_sign claim\x00" + secret))
+	prev, ok := c.secrets[ref]
+	if !ok {
+		c.secrets[ref] = appClaim{sum, place}
+		return nil
+	}
+	if prev.secret != sum {
+		return fmt.Errorf("app_id %s (base_url %s) is given one secret at %s and another at %s: one app has one secret, or the two would fetch access tokens that invalidate each other",
+			appID, baseURL, prev.place, place)
+	}
+	return nil
+}
+
+// parseGlobalOption sets up the app from the Caddyfile's global options:
+//
+//	webank_sign {
+//	    cache_size <n>
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // the option's name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "cache_size":
+			if app.CacheSize != 0 {
+				return nil, d.Errf("cache_size already specified")
+			}
+			var arg string
+			if !d.Args(&arg) || d.NextArg() {
+				return nil, d.Errf("cache_size takes exactly one value")
+			}
+			n, err := strconv.Atoi(arg)
+			if err != nil || n <= 0 {
+				return nil, d.Errf("cache_size: %q is not a positive number", arg)
+			}
+			app.CacheSize = n
+		default:
+			return nil, d.Errf("unrecognized webank_sign global option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "webank_sign", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,190 @@
+package webanksign
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+)
+
+// This file is the JSON counterpart of signer.go's query rewrite, for the
+// APIs that take a POST with a JSON body (queryfacerecord and others): it
+// checks the client's body and writes the signed one. Like signer.go, it is
+// pure.
+
+// The body fields the module owns, spelled as WeBank's JSON APIs spell them.
+const (
+	fieldAppID   = "appId"
+	fieldOrderNo = "orderNo"
+	fieldNonce   = "nonce"
+	fieldVersion = "version"
+	fieldSign    = "sign"
+)
+
+// The client errors a JSON body can have.
+var (
+	errBodyMissing    = &queryError{400, "body_missing", "the request has no body: this API takes a JSON object"}
+	errBodyMalformed  = &queryError{400, "body_malformed", "the body is not one well-formed JSON object"}
+	errBodyKeyRepeat  = &queryError{400, "body_key_repeated", "the body has a key more than once"}
+	errBodyOrderNo    = &queryError{400, "order_no_missing", "orderNo is required"}
+	errBodyOrderEmpty = &queryError{400, "order_no_empty", "orderNo is empty"}
+	errBodyOrderType  = &queryError{400, "order_no_invalid", "orderNo must be a JSON string"}
+	errBodyOrderLong  = &queryError{400, "order_no_too_long", "orderNo is longer than 32 characters"}
+	errBodyOrderChars = &queryError{400, "order_no_invalid", "orderNo may only contain letters, digits, '_' and '-'"}
+	errBodyAppIDType  = &queryError{400, "app_id_invalid", "appId must be a JSON string"}
+)
+
+// field is one top-level member of a JSON object: its name, decoded, and its
+// value as the client wrote it.
+type field struct {
+	key string
+	raw json.RawMessage
+}
+
+// checkedBody is a client's JSON body that parseBody accepted.
+type checkedBody struct {
+	orderNo  string
+	appID    string // the client's appId, if hasAppID
+	hasAppID bool
+	fields   []field // the client's members less appId, nonce, version and sign, in the client's order
+}
+
+// parseBody parses and checks a client's JSON body: one object, no key
+// twice, a usable orderNo, and an appId, if any, that is a string. It
+// returns the checked body or a *queryError.
+func parseBody(data []byte) (checkedBody, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return checkedBody{}, errBodyMissing
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return checkedBody{}, errBodyMalformed
+	}
+	var b checkedBody
+	seen := make(map[string]bool)
+	var orderNo json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return checkedBody{}, errBodyMalformed
+		}
+		key := tok.(string) // inside an object, a token that is not an error is a key
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return checkedBody{}, errBodyMalformed
+		}
+		if seen[key] {
+			return checkedBody{}, errBodyKeyRepeat
+		}
+		seen[key] = true
+		switch key {
+		case fieldAppID:
+			if err := json.Unmarshal(raw, &b.appID); err != nil {
+				return checkedBody{}, errBodyAppIDType
+			}
+			b.hasAppID = true
+			continue
+		case fieldNonce, fieldVersion, fieldSign:
+			continue // never the client's to choose
+		case fieldOrderNo:
+			orderNo = raw
+		}
+		b.fields = append(b.fields, field{key, raw})
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return checkedBody{}, errBodyMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF { // nothing after the object
+		return checkedBody{}, errBodyMalformed
+	}
+	if orderNo == nil {
+		return checkedBody{}, errBodyOrderNo
+	}
+	var s string
+	if err := json.Unmarshal(orderNo, &s); err != nil {
+		return checkedBody{}, errBodyOrderType
+	}
+	if _, err := checkOrderNo([]string{s}); err != nil {
+		switch err {
+		case errOrderNoEmpty:
+			return checkedBody{}, errBodyOrderEmpty
+		case errOrderNoLong:
+			return checkedBody{}, errBodyOrderLong
+		default:
+			return checkedBody{}, errBodyOrderChars
+		}
+	}
+	b.orderNo = s
+	return b, nil
+}
+
+// filesRequested reports whether the body asks for photos or videos: a
+// getFile (or get_file) other than 0.
+func (b *checkedBody) filesRequested() bool {
+	for _, f := range b.fields {
+		if f.key == "getFile" || f.key == "get_file" {
+			var v any
+			if json.Unmarshal(f.raw, &v) != nil {
+				return true
+			}
+			switch v := v.(type) {
+			case nil:
+			case float64:
+				if v != 0 {
+					return true
+				}
+			case string:
+				if v != "" && v != "0" {
+					return true
+				}
+			default:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// signBody returns b as a JSON object with appId, version, a fresh nonce
+// and sign first, then the client's other members in the client's order,
+// their values as the client wrote them. Calling it again re-signs with a
+// new nonce.
+func signBody(b *checkedBody, appID, version, ticket string) []byte {
+	nonce := newNonce()
+	return encodeSignedBody(b, appID, version, nonce, sign(appID, b.orderNo, version, ticket, nonce))
+}
+
+func encodeSignedBody(b *checkedBody, appID, version, nonce, sig string) []byte {
+	n := 96 + len(appID) + len(version) + len(nonce) + len(sig)
+	for _, f := range b.fields {
+		n += len(f.key) + len(f.raw) + 4
+	}
+	out := make([]byte, 0, n)
+	member := func(key string, value []byte) {
+		if len(out) == 0 {
+			out = append(out, '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = append(out, jsonString(key)...)
+		out = append(out, ':')
+		out = append(out, value...)
+	}
+	member(fieldAppID, jsonString(appID))
+	member(fieldVersion, jsonString(version))
+	member(fieldNonce, jsonString(nonce))
+	member(fieldSign, jsonString(sig))
+	for _, f := range b.fields {
+		member(f.key, f.raw)
+	}
+	return append(out, '}')
+}
+
+// jsonString encodes s as a JSON string.
+func jsonString(s string) []byte {
+	out, err := json.Marshal(s)
+	if err != nil {
+		panic(errors.New("webank_sign: encoding a string: " + err.Error())) // json.Marshal never fails on a string
+	}
+	return out
+}
