@@ -79,7 +79,7 @@ func parseBody(data []byte) (checkedBody, error) {
 		seen[key] = true
 		switch key {
 		case fieldAppID:
-			if err := json.Unmarshal(raw, &b.appID); err != nil {
+			if raw[0] != '"' || json.Unmarshal(raw, &b.appID) != nil {
 				return checkedBody{}, errBodyAppIDType
 			}
 			b.hasAppID = true
@@ -101,7 +101,7 @@ func parseBody(data []byte) (checkedBody, error) {
 		return checkedBody{}, errBodyOrderNo
 	}
 	var s string
-	if err := json.Unmarshal(orderNo, &s); err != nil {
+	if orderNo[0] != '"' || json.Unmarshal(orderNo, &s) != nil { // null would decode as ""
 		return checkedBody{}, errBodyOrderType
 	}
 	if _, err := checkOrderNo([]string{s}); err != nil {
