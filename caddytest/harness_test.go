@@ -73,12 +73,20 @@ type env struct {
 	// The config holds the secret literally, so Caddy's own debug dump of
 	// it ("adjusted config") does too: the log check skips that line.
 	literalSecret bool
+
+	globals string // global options added to the test's own
 }
 
 // setup starts a fake WeBank with opts and loads a Caddy config whose site
 // is built by site(fakeURL). It registers the cleanup that unloads the
 // config, stops the fake and checks the logs for leaked secrets.
 func setup(t *testing.T, opts webanktest.Options, site func(fakeURL string) string) *env {
+	t.Helper()
+	return setupGlobals(t, opts, "", site)
+}
+
+// setupGlobals is setup with more global options, such as webank_sign's.
+func setupGlobals(t *testing.T, opts webanktest.Options, globals string, site func(fakeURL string) string) *env {
 	t.Helper()
 	if opts.Apps == nil {
 		opts.Apps = map[string]string{appID: secret}
@@ -91,6 +99,7 @@ func setup(t *testing.T, opts webanktest.Options, site func(fakeURL string) stri
 		tester:  caddytester.NewTester(t),
 		client:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
 		logPath: filepath.Join(dir, "caddy.log"),
+		globals: globals,
 	}
 	t.Cleanup(func() {
 		loadJSON(t, emptyConfig) // stops the site and the ticket refresher before the fake goes
@@ -114,8 +123,9 @@ func (e *env) load(site, dir string) {
 		output file %s
 		level DEBUG
 	}
+	%s
 }
-%s`, adminAddr, e.storageDir, e.logPath, site), "caddyfile")
+%s`, adminAddr, e.storageDir, e.logPath, e.globals, site), "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
 	}

@@ -53,24 +53,30 @@ func (f *Fake) serveControl(x *exchange) {
 
 // stats is the answer of GET /__fake/stats.
 type stats struct {
-	TokenCalls    int64 `json:"token_calls"`
-	TicketCalls   int64 `json:"ticket_calls"`
-	OCRCalls      int64 `json:"ocr_calls"`
-	BadSignatures int64 `json:"bad_signatures"`
-	StaleTickets  int64 `json:"stale_tickets"`
-	ReusedNonces  int64 `json:"reused_nonces"`
-	BadRequests   int64 `json:"bad_requests"`
+	TokenCalls      int64 `json:"token_calls"`
+	TicketCalls     int64 `json:"ticket_calls"`
+	OCRCalls        int64 `json:"ocr_calls"`
+	BankCardCalls   int64 `json:"bankcard_calls"`
+	SyncCalls       int64 `json:"sync_calls"`
+	FaceRecordCalls int64 `json:"facerecord_calls"`
+	BadSignatures   int64 `json:"bad_signatures"`
+	StaleTickets    int64 `json:"stale_tickets"`
+	ReusedNonces    int64 `json:"reused_nonces"`
+	BadRequests     int64 `json:"bad_requests"`
 }
 
 func (f *Fake) serveStats(url.Values) (any, error) {
 	return stats{
-		TokenCalls:    f.TokenCalls(),
-		TicketCalls:   f.TicketCalls(),
-		OCRCalls:      f.OCRCalls(),
-		BadSignatures: f.BadSignatures(),
-		StaleTickets:  f.StaleTickets(),
-		ReusedNonces:  f.ReusedNonces(),
-		BadRequests:   f.BadRequests(),
+		TokenCalls:      f.Calls(PathToken),
+		TicketCalls:     f.Calls(PathTicket),
+		OCRCalls:        f.Calls(PathOCR),
+		BankCardCalls:   f.Calls(PathBankCard),
+		SyncCalls:       f.Calls(PathSync),
+		FaceRecordCalls: f.Calls(PathFaceRecord),
+		BadSignatures:   f.BadSignatures(),
+		StaleTickets:    f.StaleTickets(),
+		ReusedNonces:    f.ReusedNonces(),
+		BadRequests:     f.BadRequests(),
 	}, nil
 }
 

@@ -18,7 +18,7 @@ func TestControlAPI(t *testing.T) {
 	}
 
 	post("/__fake/fault", "endpoint=token&status=503")
-	if status, _ := fx.get(tokenPath, ""); status != http.StatusServiceUnavailable {
+	if status, _ := fx.get(PathToken, ""); status != http.StatusServiceUnavailable {
 		t.Errorf("token status = %d, want 503", status)
 	}
 	post("/__fake/fault", "endpoint=ocr&code=66661099&delay=1ms")
@@ -26,7 +26,7 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("getOcrResult code = %s, want 66661099", got)
 	}
 	post("/__fake/fault", "endpoint=ticket&malformed=1")
-	if _, body := fx.get(ticketPath, ""); string(body) != malformedBody {
+	if _, body := fx.get(PathTicket, ""); string(body) != malformedBody {
 		t.Errorf("ticket body = %s, want the malformed body", body)
 	}
 	post("/__fake/clear", "")
@@ -37,7 +37,7 @@ func TestControlAPI(t *testing.T) {
 	if got := fx.ocr(ocrQuery(ticket, "A2", nil)); got != "15" {
 		t.Errorf("after rotate: code = %s, want 15", got)
 	}
-	fx.get(ocrPath, "app_id=x") // a bad request
+	fx.get(PathOCR, "app_id=x") // a bad request
 
 	status, body := fx.get("/__fake/stats", "")
 	var got map[string]int64
@@ -45,13 +45,16 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("stats = %d %s (%v)", status, body, err)
 	}
 	want := map[string]int64{
-		"token_calls":    2, // the faulted call and ticketNow's; RotateToken is not counted
-		"ticket_calls":   2,
-		"ocr_calls":      3,
-		"bad_signatures": 0,
-		"stale_tickets":  1,
-		"reused_nonces":  0,
-		"bad_requests":   1,
+		"token_calls":      2, // the faulted call and ticketNow's; RotateToken is not counted
+		"ticket_calls":     2,
+		"ocr_calls":        3,
+		"bankcard_calls":   0,
+		"sync_calls":       0,
+		"facerecord_calls": 0,
+		"bad_signatures":   0,
+		"stale_tickets":    1,
+		"reused_nonces":    0,
+		"bad_requests":     1,
 	}
 	if len(got) != len(want) {
 		t.Errorf("stats = %v, want %v", got, want)
@@ -72,7 +75,7 @@ func TestControlErrors(t *testing.T) {
 		{"stats by POST", http.MethodPost, "/__fake/stats", "", http.StatusMethodNotAllowed},
 		{"fault by GET", http.MethodGet, "/__fake/fault", "endpoint=token&status=500", http.StatusMethodNotAllowed},
 		{"fault without endpoint", http.MethodPost, "/__fake/fault", "status=500", http.StatusBadRequest},
-		{"fault unknown endpoint", http.MethodPost, "/__fake/fault", "endpoint=sync&status=500", http.StatusBadRequest},
+		{"fault unknown endpoint", http.MethodPost, "/__fake/fault", "endpoint=nope&status=500", http.StatusBadRequest},
 		{"fault status not a number", http.MethodPost, "/__fake/fault", "endpoint=token&status=abc", http.StatusBadRequest},
 		{"fault status out of range", http.MethodPost, "/__fake/fault", "endpoint=token&status=99", http.StatusBadRequest},
 		{"fault bad delay", http.MethodPost, "/__fake/fault", "endpoint=token&delay=soon", http.StatusBadRequest},

@@ -19,15 +19,18 @@ const (
 	defaultGrace      = 60 * time.Second
 	defaultPhotoBytes = 512 << 10
 
-	maxQueries = 1000     // getOcrResult queries kept for OCRQueries
-	writeChunk = 32 << 10 // bodies are written and flushed in pieces of this size
+	maxRequests = 1000     // requests kept per signed endpoint for Requests
+	writeChunk  = 32 << 10 // bodies are written and flushed in pieces of this size
 )
 
-// Paths of the WeBank endpoints the fake serves.
+// Paths of the WeBank endpoints the fake serves, for Calls and Requests.
 const (
-	tokenPath  = "/api/oauth2/access_token"
-	ticketPath = "/api/oauth2/api_ticket"
-	ocrPath    = "/api/server/getOcrResult"
+	PathToken      = "/api/oauth2/access_token"
+	PathTicket     = "/api/oauth2/api_ticket"
+	PathOCR        = "/api/server/getOcrResult"
+	PathBankCard   = "/api/server/getBankCardOcrResult"
+	PathSync       = "/api/server/sync"
+	PathFaceRecord = "/api/v2/base/queryfacerecord"
 )
 
 // Answer codes; see the package doc.
@@ -37,7 +40,8 @@ const (
 	codeBadSignature   = "400101"
 	codeBadParameter   = "400102"
 	codeBadCredentials = "400103"
-	codeNotFound       = "66660020"
+	codeNotFound       = "66660020" // getOcrResult and getBankCardOcrResult
+	codeFaceNotFound   = "66660011" // sync and queryfacerecord
 
 	msgOK = "请求成功"
 )
@@ -66,9 +70,10 @@ type Options struct {
 	// from the moment it is superseded.
 	Grace time.Duration
 
-	// PhotoBytes is the size of each raw (pre-base64) photo answered for
-	// get_file=1. Default: 512 KiB. Values below 6, the size of the JPEG
-	// markers each photo starts and ends with, are raised to 6.
+	// PhotoBytes is the size of each raw (pre-base64) photo or video
+	// answered for get_file (getFile). Default: 512 KiB. Values below 6,
+	// the size of the JPEG markers each photo starts and ends with, are
+	// raised to 6.
 	PhotoBytes int
 
 	// Now is the fake's clock, used for every validity decision and the
@@ -77,11 +82,12 @@ type Options struct {
 	Now func() time.Time
 
 	// Logf, if set, is called once per request with a line holding the
-	// method, the path, the app_id and order_no parameters and the code,
-	// status or fault answered. The line never holds a secret,
-	// access_token, ticket, sign, nonce or OCR result field. Logf may be
-	// called from several goroutines at once, and, for a request held by a
-	// Hang or Delay fault, as late as Close.
+	// method, the path, the app id and order number (from the query, or
+	// for queryfacerecord from the body) and the code, status or fault
+	// answered. The line never holds a secret, access_token, ticket, sign,
+	// nonce or result field. Logf may be called from several goroutines at
+	// once, and, for a request held by a Hang or Delay fault, as late as
+	// Close.
 	Logf func(format string, args ...any)
 }
 
@@ -93,18 +99,17 @@ type Fake struct {
 	logf       func(format string, args ...any)
 	photoBytes int
 	creds      *credentials
-	nonces     *nonceSet
+	nonces     *nonceSet // shared by every signed endpoint
+	routes     map[string]route
+	calls      map[string]*atomic.Int64 // by path, one per route; never modified after New
 
-	tokenCalls    atomic.Int64
-	ticketCalls   atomic.Int64
-	ocrCalls      atomic.Int64
 	badSignatures atomic.Int64
 	staleTickets  atomic.Int64
 	reusedNonces  atomic.Int64
 	badRequests   atomic.Int64
 
-	queriesMu sync.Mutex   // protects queries
-	queries   []url.Values // oldest first, at most maxQueries
+	requestsMu sync.Mutex              // protects requests
+	requests   map[string][]url.Values // by path of a signed endpoint; oldest first, each at most maxRequests
 
 	faultsMu sync.Mutex // protects faults
 	faults   map[Endpoint]Fault
@@ -140,15 +145,29 @@ func New(opts Options) *Fake {
 	if now == nil {
 		now = time.Now
 	}
-	return &Fake{
+	f := &Fake{
 		now:        now,
 		logf:       opts.Logf,
 		photoBytes: photoBytes,
 		creds:      newCredentials(secrets, tokenTTL, ticketTTL, grace),
 		nonces:     newNonceSet(maxNonces),
+		requests:   make(map[string][]url.Values),
 		faults:     make(map[Endpoint]Fault),
 		done:       make(chan struct{}),
 	}
+	f.routes = map[string]route{
+		PathToken:      {ep: TokenEndpoint, serve: f.serveToken},
+		PathTicket:     {ep: TicketEndpoint, serve: f.serveTicket},
+		PathOCR:        {ep: OCREndpoint, serve: f.serveOCR, signed: true},
+		PathBankCard:   {ep: BankCardEndpoint, serve: f.serveBankCard, signed: true},
+		PathSync:       {ep: SyncEndpoint, serve: f.serveSync, signed: true},
+		PathFaceRecord: {ep: FaceRecordEndpoint, serve: f.serveFaceRecord, signed: true, post: true},
+	}
+	f.calls = make(map[string]*atomic.Int64, len(f.routes))
+	for path := range f.routes {
+		f.calls[path] = new(atomic.Int64)
+	}
+	return f
 }
 
 // orDefault returns v, or def if v is the zero value.
@@ -169,80 +188,52 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveControl(x)
 		return
 	}
-	var (
-		ep    Endpoint
-		calls *atomic.Int64
-		serve func(*exchange)
-	)
-	switch r.URL.Path {
-	case tokenPath:
-		ep, calls, serve = TokenEndpoint, &f.tokenCalls, f.serveToken
-	case ticketPath:
-		ep, calls, serve = TicketEndpoint, &f.ticketCalls, f.serveTicket
-	case ocrPath:
-		ep, calls, serve = OCREndpoint, &f.ocrCalls, f.serveOCR
-	default:
+	rt, ok := f.routes[r.URL.Path]
+	if !ok {
 		x.writeJSON(http.StatusNotFound, "404", "not found")
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead { // HEAD: as GET, without the body
-		w.Header().Set("Allow", "GET, HEAD")
+	if !rt.allows(r.Method) {
+		w.Header().Set("Allow", rt.allow())
 		x.writeJSON(http.StatusMethodNotAllowed, "405", "method not allowed")
 		return
 	}
-	calls.Add(1)
-	if ep == OCREndpoint {
-		f.recordQuery(x.query)
+	f.calls[r.URL.Path].Add(1)
+	if rt.post {
+		x.body = readJSONBody(w, r) // before any fault, so that faulted requests are recorded too
 	}
-	if f.injectFault(x, f.fault(ep)) {
+	if rt.signed {
+		f.recordRequest(r.URL.Path, x.recorded())
+	}
+	if f.injectFault(x, f.fault(rt.ep)) {
 		return
 	}
-	serve(x)
+	rt.serve(x)
 }
 
-// TokenCalls reports how many GET requests reached the access_token
-// endpoint, however they were answered, faults included. A request is
-// counted on arrival, before it is answered. RotateToken is not counted.
-func (f *Fake) TokenCalls() int64 { return f.tokenCalls.Load() }
+// route is how the fake serves one WeBank endpoint.
+type route struct {
+	ep     Endpoint
+	serve  func(*exchange)
+	signed bool // checked against SIGN tickets; its requests are kept for Requests
+	post   bool // POST with a JSON body; otherwise GET (or HEAD) with a query
+}
 
-// TicketCalls reports how many GET requests reached the api_ticket endpoint,
-// however they were answered, faults included. A request is counted on
-// arrival, before it is answered.
-func (f *Fake) TicketCalls() int64 { return f.ticketCalls.Load() }
-
-// OCRCalls reports how many GET requests reached the getOcrResult endpoint,
-// however they were answered, faults included. A request is counted on
-// arrival, before it is answered.
-func (f *Fake) OCRCalls() int64 { return f.ocrCalls.Load() }
-
-// BadSignatures reports how many getOcrResult requests were answered
-// "400101" because their sign matched no ticket issued for the app.
-func (f *Fake) BadSignatures() int64 { return f.badSignatures.Load() }
-
-// StaleTickets reports how many getOcrResult requests were answered "15"
-// because they were signed with a ticket that had expired, or whose access
-// token had expired or been superseded past grace.
-func (f *Fake) StaleTickets() int64 { return f.staleTickets.Load() }
-
-// ReusedNonces reports how many getOcrResult requests were answered "400101"
-// because their nonce had already come with a valid signature.
-func (f *Fake) ReusedNonces() int64 { return f.reusedNonces.Load() }
-
-// BadRequests reports how many requests, on any of the three endpoints, were
-// answered "400102" for a missing, repeated or malformed parameter.
-func (f *Fake) BadRequests() int64 { return f.badRequests.Load() }
-
-// OCRQueries returns copies of the queries of the last 1000 requests that
-// reached the getOcrResult endpoint, oldest first, faults included. The
-// caller may modify the result.
-func (f *Fake) OCRQueries() []url.Values {
-	f.queriesMu.Lock()
-	defer f.queriesMu.Unlock()
-	out := make([]url.Values, len(f.queries))
-	for i, q := range f.queries {
-		out[i] = copyValues(q)
+// allows reports whether r takes method. HEAD is answered as GET, without
+// the body.
+func (r route) allows(method string) bool {
+	if r.post {
+		return method == http.MethodPost
 	}
-	return out
+	return method == http.MethodGet || method == http.MethodHead
+}
+
+// allow returns the methods r takes, as an Allow header.
+func (r route) allow() string {
+	if r.post {
+		return http.MethodPost
+	}
+	return "GET, HEAD"
 }
 
 // IssuedValues returns every access token and SIGN ticket the fake has
@@ -270,23 +261,17 @@ func (f *Fake) Close() {
 	f.closeOnce.Do(func() { close(f.done) })
 }
 
-func (f *Fake) recordQuery(q url.Values) {
-	c := copyValues(q)
-	f.queriesMu.Lock()
-	defer f.queriesMu.Unlock()
-	f.queries = appendBounded(f.queries, c, maxQueries)
-}
-
 func (f *Fake) logExchange(x *exchange) {
 	if f.logf == nil {
 		return
 	}
 	line := x.r.Method + " " + x.r.URL.Path
-	if id := firstOf(x.query, "app_id", "appId"); id != "" {
-		line += " app_id=" + strconv.Quote(id)
+	appID, orderNo := x.ids()
+	if appID != "" {
+		line += " app_id=" + strconv.Quote(appID)
 	}
-	if no := x.query.Get("order_no"); no != "" {
-		line += " order_no=" + strconv.Quote(no)
+	if orderNo != "" {
+		line += " order_no=" + strconv.Quote(orderNo)
 	}
 	f.logf("%s: %s", line, x.outcome)
 }
@@ -301,37 +286,33 @@ func firstOf(q url.Values, keys ...string) string {
 	return ""
 }
 
-func copyValues(q url.Values) url.Values {
-	c := make(url.Values, len(q))
-	for k, vs := range q {
-		c[k] = append([]string(nil), vs...)
-	}
-	return c
-}
-
-// appendBounded appends v to s and drops the oldest elements so that at most
-// limit remain.
-func appendBounded[T any](s []T, v T, limit int) []T {
-	s = append(s, v)
-	if over := len(s) - limit; over > 0 {
-		s = append(s[:0], s[over:]...)
-	}
-	return s
-}
-
-// exchange is one request being answered. It holds the parsed query and
-// remembers what was answered, for the log line.
+// exchange is one request being answered. It holds the parsed query, and
+// body if JSON, and remembers what was answered, for the log line.
 type exchange struct {
 	w        http.ResponseWriter
 	r        *http.Request
 	query    url.Values // as much as could be parsed
 	queryErr error      // non-nil if the raw query is malformed
+	body     *jsonBody  // the body of a POST endpoint's request; nil for GET endpoints
 	outcome  string     // what was answered, e.g. "code 0"; never a secret
 }
 
 func newExchange(w http.ResponseWriter, r *http.Request) *exchange {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	return &exchange{w: w, r: r, query: q, queryErr: err, outcome: "no answer"}
+}
+
+// ids returns the app id and order number of the request, for the log
+// line: from the body of a JSON request, else from the query.
+func (x *exchange) ids() (appID, orderNo string) {
+	if x.body != nil {
+		appID, _ = x.body.str("appId")
+		if orderNo, _ = x.body.str("orderNo"); orderNo == "" {
+			orderNo = x.query.Get("orderNo")
+		}
+		return appID, orderNo
+	}
+	return firstOf(x.query, "app_id", "appId"), x.query.Get("order_no")
 }
 
 // reply answers HTTP 200 with {"code":code,"msg":msg}, as WeBank answers

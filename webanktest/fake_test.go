@@ -31,7 +31,7 @@ func TestHappyPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := ocrQuery(ticket, "ORDER_"+strings.ReplaceAll(tt.name, "=", "-"), tt.extra)
-			resp, err := fx.s.Client().Get(fx.s.URL + ocrPath + "?" + q.Encode())
+			resp, err := fx.s.Client().Get(fx.s.URL + PathOCR + "?" + q.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestHappyPath(t *testing.T) {
 
 func TestExpireIn(t *testing.T) {
 	fx := newFixture(t, Options{TokenTTL: 30 * time.Minute, TicketTTL: 10 * time.Minute})
-	_, body := fx.get(tokenPath, url.Values{
+	_, body := fx.get(PathToken, url.Values{
 		"appId": {testApp}, "secret": {testSecret}, "grant_type": {"client_credential"}, "version": {"1.0.0"},
 	}.Encode())
 	var token map[string]any
@@ -84,7 +84,7 @@ func TestExpireIn(t *testing.T) {
 	}
 
 	// appId is accepted on the ticket endpoint too.
-	_, body = fx.get(ticketPath, url.Values{
+	_, body = fx.get(PathTicket, url.Values{
 		"appId": {testApp}, "access_token": {token["access_token"].(string)}, "type": {"SIGN"}, "version": {"1.0.0"},
 	}.Encode())
 	var ticket struct {
@@ -208,7 +208,7 @@ func TestTokenSupersession(t *testing.T) {
 				if got := fx.ocr(ocrQuery(oldTicket, "A1", nil)); got != tt.want {
 					t.Errorf("old ticket: code = %s, want %s", got, tt.want)
 				}
-				_, body := fx.get(ticketPath, ticketQuery(testApp, oldToken))
+				_, body := fx.get(PathTicket, ticketQuery(testApp, oldToken))
 				if got := fx.code(body); got != tt.want {
 					t.Errorf("ticket from old token: code = %s, want %s", got, tt.want)
 				}
@@ -265,7 +265,7 @@ func TestExpiry(t *testing.T) {
 			if got := fx.ocr(ocrQuery(ticket, "A1", nil)); got != tt.wantOCR {
 				t.Errorf("getOcrResult: code = %s, want %s", got, tt.wantOCR)
 			}
-			_, body := fx.get(ticketPath, ticketQuery(testApp, token))
+			_, body := fx.get(PathTicket, ticketQuery(testApp, token))
 			if got := fx.code(body); got != tt.wantToken {
 				t.Errorf("api_ticket: code = %s, want %s", got, tt.wantToken)
 			}
@@ -282,12 +282,12 @@ func TestCredentials(t *testing.T) {
 	tests := []struct {
 		name, path, query, want string
 	}{
-		{"wrong secret", tokenPath, tokenQuery(testApp, testSecret+"x"), "400103"},
-		{"other app's secret", tokenPath, tokenQuery(otherApp, testSecret), "400103"},
-		{"unknown app", tokenPath, tokenQuery("IDANOPE1", testSecret), "400103"},
-		{"ticket for unknown app", ticketPath, ticketQuery("IDANOPE1", token), "400103"},
-		{"unknown token", ticketPath, ticketQuery(testApp, strings.Repeat("a", 64)), "15"},
-		{"other app's token", ticketPath, ticketQuery(otherApp, token), "15"},
+		{"wrong secret", PathToken, tokenQuery(testApp, testSecret+"x"), "400103"},
+		{"other app's secret", PathToken, tokenQuery(otherApp, testSecret), "400103"},
+		{"unknown app", PathToken, tokenQuery("IDANOPE1", testSecret), "400103"},
+		{"ticket for unknown app", PathTicket, ticketQuery("IDANOPE1", token), "400103"},
+		{"unknown token", PathTicket, ticketQuery(testApp, strings.Repeat("a", 64)), "15"},
+		{"other app's token", PathTicket, ticketQuery(otherApp, token), "15"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,39 +327,39 @@ func TestBadRequests(t *testing.T) {
 	tests := []struct {
 		name, path, query string
 	}{
-		{"ocr without app_id", ocrPath, without(valid, "app_id")},
-		{"ocr without order_no", ocrPath, without(valid, "order_no")},
-		{"ocr without nonce", ocrPath, without(valid, "nonce")},
-		{"ocr without version", ocrPath, without(valid, "version")},
-		{"ocr without sign", ocrPath, without(valid, "sign")},
-		{"ocr empty order_no", ocrPath, with(valid, "order_no", "").Encode()},
-		{"ocr repeated app_id", ocrPath, repeated(valid, "app_id")},
-		{"ocr repeated order_no", ocrPath, repeated(valid, "order_no")},
-		{"ocr repeated nonce", ocrPath, repeated(valid, "nonce")},
-		{"ocr repeated sign", ocrPath, repeated(valid, "sign")},
-		{"ocr repeated version", ocrPath, repeated(valid, "version")},
-		{"ocr repeated get_file", ocrPath, valid.Encode() + "&get_file=1&get_file=1"},
-		{"ocr repeated get_native", ocrPath, valid.Encode() + "&get_native=1&get_native=0"},
-		{"ocr order_no of 33", ocrPath, signedWithOrder(ticket, strings.Repeat("a", 33))},
-		{"ocr order_no with a dot", ocrPath, signedWithOrder(ticket, "A.1")},
-		{"ocr order_no with a space", ocrPath, signedWithOrder(ticket, "A 1")},
-		{"ocr order_no in Chinese", ocrPath, signedWithOrder(ticket, "订单1")},
-		{"ocr nonce of 31", ocrPath, with(valid, "nonce", strings.Repeat("a", 31)).Encode()},
-		{"ocr nonce of 33", ocrPath, with(valid, "nonce", strings.Repeat("a", 33)).Encode()},
-		{"ocr nonce with underscore", ocrPath, with(valid, "nonce", strings.Repeat("a", 31)+"_").Encode()},
-		{"ocr sign of 39", ocrPath, with(valid, "sign", valid.Get("sign")[:39]).Encode()},
-		{"ocr sign not hex", ocrPath, with(valid, "sign", "G"+valid.Get("sign")[1:]).Encode()},
-		{"ocr malformed escape", ocrPath, valid.Encode() + "&x=%zz"},
-		{"token without secret", tokenPath, without(tokenQ, "secret")},
-		{"token repeated secret", tokenPath, repeated(tokenQ, "secret")},
-		{"token with app_id and appId", tokenPath, tokenQ.Encode() + "&appId=" + testApp},
-		{"token grant_type uppercase", tokenPath, with(tokenQ, "grant_type", "CLIENT_CREDENTIAL").Encode()},
-		{"token version 2", tokenPath, with(tokenQ, "version", "2.0.0").Encode()},
-		{"ticket type NONCE", ticketPath, with(ticketQ, "type", "NONCE").Encode()},
-		{"ticket type lowercase", ticketPath, with(ticketQ, "type", "sign").Encode()},
-		{"ticket without access_token", ticketPath, without(ticketQ, "access_token")},
-		{"ticket repeated type", ticketPath, repeated(ticketQ, "type")},
-		{"ticket without app_id", ticketPath, without(ticketQ, "app_id")},
+		{"ocr without app_id", PathOCR, without(valid, "app_id")},
+		{"ocr without order_no", PathOCR, without(valid, "order_no")},
+		{"ocr without nonce", PathOCR, without(valid, "nonce")},
+		{"ocr without version", PathOCR, without(valid, "version")},
+		{"ocr without sign", PathOCR, without(valid, "sign")},
+		{"ocr empty order_no", PathOCR, with(valid, "order_no", "").Encode()},
+		{"ocr repeated app_id", PathOCR, repeated(valid, "app_id")},
+		{"ocr repeated order_no", PathOCR, repeated(valid, "order_no")},
+		{"ocr repeated nonce", PathOCR, repeated(valid, "nonce")},
+		{"ocr repeated sign", PathOCR, repeated(valid, "sign")},
+		{"ocr repeated version", PathOCR, repeated(valid, "version")},
+		{"ocr repeated get_file", PathOCR, valid.Encode() + "&get_file=1&get_file=1"},
+		{"ocr repeated get_native", PathOCR, valid.Encode() + "&get_native=1&get_native=0"},
+		{"ocr order_no of 33", PathOCR, signedWithOrder(ticket, strings.Repeat("a", 33))},
+		{"ocr order_no with a dot", PathOCR, signedWithOrder(ticket, "A.1")},
+		{"ocr order_no with a space", PathOCR, signedWithOrder(ticket, "A 1")},
+		{"ocr order_no in Chinese", PathOCR, signedWithOrder(ticket, "订单1")},
+		{"ocr nonce of 31", PathOCR, with(valid, "nonce", strings.Repeat("a", 31)).Encode()},
+		{"ocr nonce of 33", PathOCR, with(valid, "nonce", strings.Repeat("a", 33)).Encode()},
+		{"ocr nonce with underscore", PathOCR, with(valid, "nonce", strings.Repeat("a", 31)+"_").Encode()},
+		{"ocr sign of 39", PathOCR, with(valid, "sign", valid.Get("sign")[:39]).Encode()},
+		{"ocr sign not hex", PathOCR, with(valid, "sign", "G"+valid.Get("sign")[1:]).Encode()},
+		{"ocr malformed escape", PathOCR, valid.Encode() + "&x=%zz"},
+		{"token without secret", PathToken, without(tokenQ, "secret")},
+		{"token repeated secret", PathToken, repeated(tokenQ, "secret")},
+		{"token with app_id and appId", PathToken, tokenQ.Encode() + "&appId=" + testApp},
+		{"token grant_type uppercase", PathToken, with(tokenQ, "grant_type", "CLIENT_CREDENTIAL").Encode()},
+		{"token version 2", PathToken, with(tokenQ, "version", "2.0.0").Encode()},
+		{"ticket type NONCE", PathTicket, with(ticketQ, "type", "NONCE").Encode()},
+		{"ticket type lowercase", PathTicket, with(ticketQ, "type", "sign").Encode()},
+		{"ticket without access_token", PathTicket, without(ticketQ, "access_token")},
+		{"ticket repeated type", PathTicket, repeated(ticketQ, "type")},
+		{"ticket without app_id", PathTicket, without(ticketQ, "app_id")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,8 +406,8 @@ func TestNotFoundAndMethod(t *testing.T) {
 		{http.MethodGet, "/api/server/nope", http.StatusNotFound, "404"},
 		{http.MethodGet, "/", http.StatusNotFound, "404"},
 		{http.MethodGet, "/__fake/nope", http.StatusNotFound, "404"},
-		{http.MethodPost, tokenPath, http.StatusMethodNotAllowed, "405"},
-		{http.MethodPut, ocrPath, http.StatusMethodNotAllowed, "405"},
+		{http.MethodPost, PathToken, http.StatusMethodNotAllowed, "405"},
+		{http.MethodPut, PathOCR, http.StatusMethodNotAllowed, "405"},
 	}
 	for _, tt := range tests {
 		status, body := fx.do(tt.method, tt.path, "")
@@ -439,14 +439,14 @@ func TestOCRQueries(t *testing.T) {
 
 func TestOCRQueriesBounded(t *testing.T) {
 	f := New(Options{Apps: map[string]string{testApp: testSecret}})
-	const n = maxQueries + 5
+	const n = maxRequests + 5
 	for i := range n {
-		r := httptest.NewRequest(http.MethodGet, ocrPath+"?order_no="+strconv.Itoa(i), nil)
+		r := httptest.NewRequest(http.MethodGet, PathOCR+"?order_no="+strconv.Itoa(i), nil)
 		f.ServeHTTP(httptest.NewRecorder(), r)
 	}
 	got := f.OCRQueries()
-	if len(got) != maxQueries {
-		t.Fatalf("len(OCRQueries) = %d, want %d", len(got), maxQueries)
+	if len(got) != maxRequests {
+		t.Fatalf("len(OCRQueries) = %d, want %d", len(got), maxRequests)
 	}
 	if first, last := got[0].Get("order_no"), got[len(got)-1].Get("order_no"); first != "5" || last != strconv.Itoa(n-1) {
 		t.Errorf("OCRQueries spans %s..%s, want 5..%d", first, last, n-1)
@@ -465,7 +465,7 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			q := ocrQuery(ticket, "C"+strconv.Itoa(i), nil)
-			resp, err := fx.s.Client().Get(fx.s.URL + ocrPath + "?" + q.Encode())
+			resp, err := fx.s.Client().Get(fx.s.URL + PathOCR + "?" + q.Encode())
 			if err != nil {
 				codes[i] = err.Error()
 				return
@@ -500,7 +500,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	q := ocrQuery(ticket, "A1", url.Values{"get_native": {"1"}})
 	fx.ocr(q)
 	fx.ocr(q) // reused nonce
-	fx.get(tokenPath, url.Values{"app_id": {testApp}, "secret": {"wrong-" + testSecret}, "grant_type": {"client_credential"}, "version": {"1.0.0"}}.Encode())
+	fx.get(PathToken, url.Values{"app_id": {testApp}, "secret": {"wrong-" + testSecret}, "grant_type": {"client_credential"}, "version": {"1.0.0"}}.Encode())
 	fx.s.SetFault(OCREndpoint, Fault{Code: "66661099"})
 	fx.ocr(ocrQuery(ticket, "A2", nil))
 	fx.s.Close() // every handler has returned, and logged, once Close returns

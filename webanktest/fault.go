@@ -13,15 +13,18 @@ type Endpoint string
 
 // The endpoints a Fault can be set on.
 const (
-	TokenEndpoint  Endpoint = "token"  // /api/oauth2/access_token
-	TicketEndpoint Endpoint = "ticket" // /api/oauth2/api_ticket
-	OCREndpoint    Endpoint = "ocr"    // /api/server/getOcrResult
+	TokenEndpoint      Endpoint = "token"      // PathToken
+	TicketEndpoint     Endpoint = "ticket"     // PathTicket
+	OCREndpoint        Endpoint = "ocr"        // PathOCR
+	BankCardEndpoint   Endpoint = "bankcard"   // PathBankCard
+	SyncEndpoint       Endpoint = "sync"       // PathSync
+	FaceRecordEndpoint Endpoint = "facerecord" // PathFaceRecord
 )
 
 // Fault describes how an endpoint misbehaves. The zero Fault means none.
-// A request answered by a fault is still counted in its endpoint's calls
-// (and, for getOcrResult, recorded in OCRQueries), but is not checked, so it
-// changes no other counter and issues no token or ticket.
+// A request answered by a fault is still counted in Calls (and, for a
+// signed endpoint, recorded in Requests), but is not checked, so it changes
+// no other counter, uses up no nonce and issues no token or ticket.
 //
 // Delay applies first; then the first of the other fields that is set, in
 // the order Reset, Hang, Status, Code, Malformed, decides the answer. A
@@ -89,7 +92,7 @@ func (f *Fake) ClearFaults() {
 
 func checkFault(ep Endpoint, fault Fault) error {
 	switch ep {
-	case TokenEndpoint, TicketEndpoint, OCREndpoint:
+	case TokenEndpoint, TicketEndpoint, OCREndpoint, BankCardEndpoint, SyncEndpoint, FaceRecordEndpoint:
 	default:
 		return fmt.Errorf("unknown endpoint %q", ep)
 	}

@@ -74,7 +74,7 @@ func TestFaultAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t, Options{})
 			fx.s.SetFault(TokenEndpoint, tt.fault)
-			resp, err := fx.s.Client().Get(fx.s.URL + tokenPath + "?" + url.Values{
+			resp, err := fx.s.Client().Get(fx.s.URL + PathToken + "?" + url.Values{
 				"app_id": {testApp}, "secret": {testSecret}, "grant_type": {"client_credential"}, "version": {"1.0.0"},
 			}.Encode())
 			if err != nil {
@@ -161,7 +161,7 @@ func TestFaultDelayEndsWithRequest(t *testing.T) {
 	fx.s.SetFault(TicketEndpoint, Fault{Delay: time.Hour})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fx.s.URL+ticketPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fx.s.URL+PathTicket, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestFaultWaitsEndWithRequestContext(t *testing.T) {
 			var recovered any
 			func() {
 				defer func() { recovered = recover() }()
-				f.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, tokenPath, nil))
+				f.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, PathToken, nil))
 			}()
 			if tt.wantPanic && recovered != http.ErrAbortHandler {
 				t.Errorf("recovered %v, want http.ErrAbortHandler", recovered)
@@ -222,7 +222,7 @@ func TestFaultHangEndsOnClose(t *testing.T) {
 
 	errc := make(chan error, 1)
 	go func() {
-		resp, err := s.Client().Get(s.URL + ticketPath)
+		resp, err := s.Client().Get(s.URL + PathTicket)
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -241,7 +241,7 @@ func TestFaultReset(t *testing.T) {
 	// A connection of its own, so that http.Transport has no reused
 	// connection to retry on.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(fx.s.URL + tokenPath)
+	resp, err := client.Get(fx.s.URL + PathToken)
 	if err == nil {
 		resp.Body.Close()
 		t.Fatalf("got status %d, want an error", resp.StatusCode)
@@ -260,7 +260,7 @@ func TestSetFaultPanics(t *testing.T) {
 		ep    Endpoint
 		fault Fault
 	}{
-		{"unknown endpoint", "sync", Fault{Code: "1"}},
+		{"unknown endpoint", "nope", Fault{Code: "1"}},
 		{"status below 200", TokenEndpoint, Fault{Status: 99}},
 		{"status above 599", TokenEndpoint, Fault{Status: 600}},
 		{"negative delay", TokenEndpoint, Fault{Delay: -time.Second}},

@@ -1,11 +1,15 @@
 package webanktest
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -106,7 +110,7 @@ func (fx *fixture) token(app string) string {
 	if app == otherApp {
 		secret += "2"
 	}
-	_, body := fx.get(tokenPath, url.Values{
+	_, body := fx.get(PathToken, url.Values{
 		"app_id": {app}, "secret": {secret}, "grant_type": {"client_credential"}, "version": {"1.0.0"},
 	}.Encode())
 	var v struct {
@@ -128,7 +132,7 @@ func ticketQuery(app, token string) string {
 // error.
 func (fx *fixture) ticket(app, token string) string {
 	fx.t.Helper()
-	_, body := fx.get(ticketPath, ticketQuery(app, token))
+	_, body := fx.get(PathTicket, ticketQuery(app, token))
 	var v struct {
 		Code    string
 		Tickets []struct{ Value string }
@@ -146,7 +150,8 @@ func (fx *fixture) ticketNow() string {
 }
 
 // ocrQuery returns a getOcrResult query for testApp and orderNo, signed with
-// ticket and a fresh nonce, with extra parameters added.
+// ticket and a fresh nonce, with extra parameters added. It is also a valid
+// query for getBankCardOcrResult and sync, which take the same parameters.
 func ocrQuery(ticket, orderNo string, extra url.Values) url.Values {
 	q := url.Values{
 		"app_id":   {testApp},
@@ -154,7 +159,7 @@ func ocrQuery(ticket, orderNo string, extra url.Values) url.Values {
 		"nonce":    {randomAlnum(32)},
 		"version":  {"1.0.0"},
 	}
-	q.Set("sign", sign(testApp, orderNo, "1.0.0", ticket, q.Get("nonce")))
+	q.Set("sign", referenceSign(testApp, orderNo, "1.0.0", ticket, q.Get("nonce")))
 	for k, vs := range extra {
 		q[k] = vs
 	}
@@ -164,7 +169,7 @@ func ocrQuery(ticket, orderNo string, extra url.Values) url.Values {
 // ocr sends a getOcrResult query and returns the code answered.
 func (fx *fixture) ocr(q url.Values) string {
 	fx.t.Helper()
-	_, body := fx.get(ocrPath, q.Encode())
+	_, body := fx.get(PathOCR, q.Encode())
 	return fx.code(body)
 }
 
@@ -193,4 +198,122 @@ func (l *logRecorder) Lines() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.lines...)
+}
+
+// referenceSign is an independent computation of WeBank's signature, for
+// checking the fake's: sort.Strings, concatenation, SHA-1, upper-case hex.
+// It is the root package's test reference signer, which a test of another
+// package cannot import.
+func referenceSign(vals ...string) string {
+	s := append([]string(nil), vals...)
+	sort.Strings(s)
+	sum := sha1.Sum([]byte(strings.Join(s, "")))
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// signedPaths are the endpoints that check a sign.
+var signedPaths = []string{PathOCR, PathBankCard, PathSync, PathFaceRecord}
+
+// signedReq is a request to any signed endpoint, sent by fixture.send in
+// the endpoint's own spelling.
+type signedReq struct {
+	appID, orderNo, nonce, version, sign string
+	extra                                map[string]string // e.g. get_file, or getFile for queryfacerecord
+}
+
+// newSignedReq returns a request of testApp for orderNo, signed with ticket
+// and a fresh nonce.
+func newSignedReq(ticket, orderNo string) signedReq {
+	r := signedReq{appID: testApp, orderNo: orderNo, nonce: randomAlnum(32), version: "1.0.0"}
+	return r.signedWith(ticket)
+}
+
+// signedWith returns r with its sign made with ticket.
+func (r signedReq) signedWith(ticket string) signedReq {
+	r.sign = referenceSign(r.appID, r.orderNo, r.version, ticket, r.nonce)
+	return r
+}
+
+// send sends r to path, one of signedPaths: as a query for the GET
+// endpoints, as a JSON body (and orderNo in the URL) for queryfacerecord.
+// It returns the status and the body.
+func (fx *fixture) send(path string, r signedReq) (int, []byte) {
+	fx.t.Helper()
+	if path != PathFaceRecord {
+		q := url.Values{"app_id": {r.appID}, "order_no": {r.orderNo}, "nonce": {r.nonce}, "version": {r.version}, "sign": {r.sign}}
+		for k, v := range r.extra {
+			q.Set(k, v)
+		}
+		return fx.get(path, q.Encode())
+	}
+	body := map[string]string{"appId": r.appID, "orderNo": r.orderNo, "nonce": r.nonce, "version": r.version, "sign": r.sign}
+	for k, v := range r.extra {
+		body[k] = v
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	return fx.post(url.Values{"orderNo": {r.orderNo}}.Encode(), "application/json", b, false)
+}
+
+// sendCode sends r to path, as send does, and returns the code answered.
+func (fx *fixture) sendCode(path string, r signedReq) string {
+	fx.t.Helper()
+	_, body := fx.send(path, r)
+	return fx.code(body)
+}
+
+// post sends a queryfacerecord request with rawQuery, contentType (no
+// header if empty) and body, chunked (with no Content-Length) if chunked,
+// and returns the status and the body answered.
+func (fx *fixture) post(rawQuery, contentType string, body []byte, chunked bool) (int, []byte) {
+	fx.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, fx.s.URL+PathFaceRecord+"?"+rawQuery, bytes.NewReader(body))
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if chunked {
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+	}
+	resp, err := fx.s.Client().Do(req)
+	if err != nil {
+		fx.t.Fatalf("POST %s: %v", PathFaceRecord, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		fx.t.Fatalf("reading %s: %v", PathFaceRecord, err)
+	}
+	return resp.StatusCode, answer
+}
+
+// msg returns the msg of a JSON answer.
+func (fx *fixture) msg(body []byte) string {
+	fx.t.Helper()
+	var v struct{ Msg string }
+	if err := json.Unmarshal(body, &v); err != nil {
+		fx.t.Fatalf("decoding %q: %v", truncate(body), err)
+	}
+	return v.Msg
+}
+
+// resultBody returns what path answers to a valid request of testApp for
+// orderNo that asks for no files.
+func resultBody(f *Fake, path, orderNo string) []byte {
+	switch path {
+	case PathOCR:
+		return f.OCRResultBody(testApp, orderNo, false, false)
+	case PathBankCard:
+		return f.BankCardResultBody(testApp, orderNo, false)
+	case PathSync:
+		return f.SyncResultBody(testApp, orderNo, false, false)
+	case PathFaceRecord:
+		return f.FaceRecordResultBody(testApp, orderNo, false, false, false)
+	}
+	panic("no result body for " + path)
 }

@@ -78,11 +78,18 @@ func (f *Fake) OCRResultBody(appID, orderNo string, getFile, getNative bool) []b
 // photo returns the base64 of Options.PhotoBytes pseudo-random bytes drawn
 // from seed and name, framed as a JPEG: SOI and APP0 first, EOI last.
 func (f *Fake) photo(seed [32]byte, name string) string {
-	b := make([]byte, f.photoBytes)
-	_, _ = rand.NewChaCha8(sha256.Sum256(append(seed[:], name...))).Read(b) // never fails
+	b := f.fileBytes(seed, name)
 	copy(b[:len(b)-2], jfifHeader)
 	b[len(b)-2], b[len(b)-1] = 0xFF, 0xD9
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// fileBytes returns Options.PhotoBytes pseudo-random bytes drawn from seed
+// and name.
+func (f *Fake) fileBytes(seed [32]byte, name string) []byte {
+	b := make([]byte, f.photoBytes)
+	_, _ = rand.NewChaCha8(sha256.Sum256(append(seed[:], name...))).Read(b) // never fails
+	return b
 }
 
 // bizSeqNo returns a 32-character WeBank-style business sequence number

@@ -1,8 +1,10 @@
 // Command fakewebank runs the fake WeBank of package webanktest as a
 // process, so that the webank_sign module can be developed and tried
-// without a WeBank account. It logs one line per request to stderr, never a
-// secret, access_token, ticket, sign, nonce or OCR result field, and stops
-// gracefully on SIGINT or SIGTERM.
+// without a WeBank account. It serves the oauth2 endpoints and the signed
+// result queries getOcrResult, getBankCardOcrResult, sync and
+// queryfacerecord (see the webanktest package doc). It logs one line per
+// request to stderr, never a secret, access_token, ticket, sign, nonce or
+// result field, and stops gracefully on SIGINT or SIGTERM.
 //
 // Usage:
 //
@@ -10,10 +12,14 @@
 //	           [-ticket-ttl 1h] [-grace 1m] [-photo-bytes 524288]
 //
 // Without -app it knows one demo app, whose credentials it prints at start.
-// Faults are injected through the control API under /__fake/ (see the
-// webanktest package doc), for example:
+// Order numbers starting with NOTFOUND have no result. Counters are served
+// at /__fake/stats, and faults are injected per endpoint (token, ticket,
+// ocr, bankcard, sync or facerecord) through the control API under
+// /__fake/, for example:
 //
 //	curl -X POST 'http://127.0.0.1:8090/__fake/fault?endpoint=ocr&status=502'
+//	curl -X POST 'http://127.0.0.1:8090/__fake/fault?endpoint=facerecord&hang=1'
+//	curl -X POST 'http://127.0.0.1:8090/__fake/clear'
 package main
 
 import (
@@ -59,7 +65,7 @@ func run(args []string) error {
 	tokenTTL := fs.Duration("token-ttl", 7200*time.Second, "lifetime of access tokens")
 	ticketTTL := fs.Duration("ticket-ttl", 3600*time.Second, "lifetime of SIGN tickets")
 	grace := fs.Duration("grace", 60*time.Second, "validity of a superseded access token; negative for none")
-	photoBytes := fs.Int("photo-bytes", 512<<10, "size of each raw photo for get_file=1")
+	photoBytes := fs.Int("photo-bytes", 512<<10, "size of each raw photo or video for get_file (getFile)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

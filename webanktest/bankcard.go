@@ -1,0 +1,124 @@
+package webanktest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// serveBankCard answers the getBankCardOcrResult endpoint: parameters
+// (400102), then the checks of authorize, with 66660020 for an order that
+// has no result.
+func (f *Fake) serveBankCard(x *exchange) {
+	p, err := parseSignedQuery(x, "get_file")
+	if err != nil {
+		f.badRequest(x, err)
+		return
+	}
+	if !f.authorize(x, p, answer{codeNotFound, "bank card ocr result not found"}) {
+		return
+	}
+	getFile := x.query.Get("get_file") == "1"
+	x.writeBody(http.StatusOK, codeOK, f.BankCardResultBody(p.appID, p.orderNo, getFile))
+}
+
+// BankCardResultBody returns exactly the body the getBankCardOcrResult
+// endpoint answers to a valid request for appID and orderNo with get_file=1
+// if getFile. Every byte is a function of the three arguments and
+// Options.PhotoBytes alone. The card is made up but well formed: a UnionPay
+// prefix and a valid Luhn check digit, 16 or 19 digits, valid until a month
+// written MM/YYYY. With getFile the result holds three base64 JPEG-like
+// photos of Options.PhotoBytes raw bytes each. BankCardResultBody is safe
+// for concurrent use.
+func (f *Fake) BankCardResultBody(appID, orderNo string, getFile bool) []byte {
+	seed := sha256.Sum256([]byte("webanktest bank card result\x00" + appID + "\x00" + orderNo))
+	rng := rand.NewChaCha8(seed)
+	operated := time.Date(2025, 1, 1, 0, 0, 0, 0, beijing).Add(time.Duration(intn(rng, 365*24*3600)) * time.Second)
+	queried := operated.Add(time.Duration(60+intn(rng, 24*3600)) * time.Second)
+
+	res := bankCardResult{
+		BizSeqNo:          bizSeqNo(rng, operated),
+		TransactionTime:   wbTime(operated),
+		OrderNo:           orderNo,
+		BankCardNo:        newBankCardNo(rng),
+		BankCardValidDate: fmt.Sprintf("%02d/%d", 1+intn(rng, 12), 2026+intn(rng, 10)),
+		WarnCode:          "0",
+		OperateTime:       operated.Format(time.DateTime),
+		Success:           true,
+	}
+	if getFile {
+		res.BankcardCropPhoto = f.photo(seed, "bankcardCropPhoto")
+		res.BankcardNoPhoto = f.photo(seed, "bankcardNoPhoto")
+		res.OriginBankcardPhoto = f.photo(seed, "originBankcardPhoto")
+	}
+	return marshal(bankCardResponse{
+		Code:            codeOK,
+		Msg:             msgOK,
+		BizSeqNo:        bizSeqNo(rng, queried),
+		TransactionTime: wbTime(queried),
+		Result:          res,
+	})
+}
+
+// cardPrefixes are UnionPay issuer prefixes and the lengths of their card
+// numbers. Never modified.
+var cardPrefixes = [...]struct {
+	prefix string
+	length int
+}{
+	{"622202", 19},
+	{"621700", 19},
+	{"622848", 19},
+	{"601382", 19},
+	{"621483", 16},
+	{"622588", 16},
+}
+
+// newBankCardNo draws a card number with a valid Luhn check digit from rng.
+func newBankCardNo(rng *rand.ChaCha8) string {
+	p := cardPrefixes[intn(rng, len(cardPrefixes))]
+	payload := p.prefix + digits(rng, p.length-len(p.prefix)-1)
+	return payload + string(luhnCheckDigit(payload))
+}
+
+// luhnCheckDigit returns the digit that, appended to the digits of payload,
+// makes a number that passes the Luhn check.
+func luhnCheckDigit(payload string) byte {
+	sum := 0
+	double := true // the rightmost payload digit is doubled once the check digit follows it
+	for i := len(payload) - 1; i >= 0; i-- {
+		d := int(payload[i] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return byte('0' + (10-sum%10)%10)
+}
+
+type bankCardResponse struct {
+	Code            string         `json:"code"`
+	Msg             string         `json:"msg"`
+	BizSeqNo        string         `json:"bizSeqNo"`
+	TransactionTime string         `json:"transactionTime"`
+	Result          bankCardResult `json:"result"`
+}
+
+type bankCardResult struct {
+	BizSeqNo            string `json:"bizSeqNo"`
+	TransactionTime     string `json:"transactionTime"`
+	OrderNo             string `json:"orderNo"`
+	BankCardNo          string `json:"bankCardNo"`
+	BankCardValidDate   string `json:"bankCardValidDate"`
+	WarnCode            string `json:"warnCode"`
+	OperateTime         string `json:"operateTime"`
+	Success             bool   `json:"success"`
+	BankcardCropPhoto   string `json:"bankcardCropPhoto,omitempty"`
+	BankcardNoPhoto     string `json:"bankcardNoPhoto,omitempty"`
+	OriginBankcardPhoto string `json:"originBankcardPhoto,omitempty"`
+}
