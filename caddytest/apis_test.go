@@ -474,3 +474,35 @@ func TestProxyStyleClients(t *testing.T) {
 	}
 	e.wantCleanSignatures()
 }
+
+// TestJSONBodyRetriedAfterRotation has another party rotate the token: the
+// sidecar signs the JSON body again with a new ticket and nonce, and sends
+// it again, with its length, on the retry.
+func TestJSONBodyRetriedAfterRotation(t *testing.T) {
+	e := setup(t, webanktest.Options{Grace: -1}, func(fakeURL string) string {
+		return openSite(fakeURL, fmt.Sprintf("app_id %s\nsecret {env.%s}\nbase_url %s", appID, secretEnv, fakeURL))
+	})
+	const body = `{"orderNo":"ROT1","getFile":"2","note":"kept as sent"}`
+	status, got := e.post(webanktest.PathFaceRecord, "application/json", body, false)
+	wantAnswer(t, "before rotation", status, got, e.fake.FaceRecordResultBody(appID, "ROT1", true, false, false))
+	e.fake.RotateToken(appID)
+	status, got = e.post(webanktest.PathFaceRecord, "application/json", body, true)
+	wantAnswer(t, "after rotation", status, got, e.fake.FaceRecordResultBody(appID, "ROT1", true, false, false))
+
+	reqs := e.fake.Requests(webanktest.PathFaceRecord)
+	if len(reqs) != 3 {
+		t.Fatalf("the fake got %d queryfacerecord requests, want 3 (one, then a stale one and its retry)", len(reqs))
+	}
+	stale, retry := reqs[1], reqs[2]
+	if stale.Get("nonce") == retry.Get("nonce") || stale.Get("sign") == retry.Get("sign") {
+		t.Error("the retry reused the stale attempt's nonce or sign")
+	}
+	if retry.Get("note") != "kept as sent" || retry.Get("header:Content-Length") == "" {
+		t.Errorf("the retry reached WeBank as %v: want the client's members and a Content-Length", redacted(retry))
+	}
+	if n := e.fake.StaleTickets(); n != 1 {
+		t.Errorf("fake saw %d stale-ticket requests, want the 1 that was retried", n)
+	}
+	e.wantCounts(2, 2)
+	e.wantCleanSignatures()
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,9 +251,9 @@ func (e *env) checkLogs() {
 		logs = withoutLines(logs, []byte(`"msg":"adjusted config"`))
 	}
 	forbidden := leakcheck.Forbidden(secret, e.fake.Fake)
-	for _, q := range e.fake.OCRQueries() {
-		if on := q.Get("order_no"); on != "" {
-			forbidden = append(forbidden, personalData(e.fake, q.Get("app_id"), on)...)
+	for _, path := range []string{webanktest.PathOCR, webanktest.PathBankCard, webanktest.PathSync, webanktest.PathFaceRecord} {
+		for _, q := range e.fake.Requests(path) {
+			forbidden = append(forbidden, personalData(e.fake, path, q)...)
 		}
 	}
 	for _, leak := range leakcheck.Find(logs, forbidden) {
@@ -270,17 +271,33 @@ func withoutLines(logs, marker []byte) []byte {
 	return bytes.Join(out, []byte("\n"))
 }
 
-// personalData returns the OCR result fields for an order that identify a
-// person: they may never be logged.
-func personalData(fake *webanktest.Server, app, orderNo string) []string {
+// personalData returns the fields of the result WeBank gave a request to
+// path that identify a person: they may never be logged.
+func personalData(fake *webanktest.Server, path string, q url.Values) []string {
+	app, orderNo := q.Get("app_id"), q.Get("order_no")
+	if path == webanktest.PathFaceRecord {
+		app, orderNo = q.Get("appId"), q.Get("orderNo")
+	}
+	if orderNo == "" {
+		return nil
+	}
+	var answer []byte
+	switch path {
+	case webanktest.PathOCR:
+		answer = fake.OCRResultBody(app, orderNo, false, false)
+	case webanktest.PathBankCard:
+		answer = fake.BankCardResultBody(app, orderNo, false)
+	default: // a face result: the person verified is in sync's answer
+		answer = fake.SyncResultBody(app, orderNo, false, false)
+	}
 	var body struct {
 		Result map[string]any `json:"result"`
 	}
-	if json.Unmarshal(fake.OCRResultBody(app, orderNo, false, false), &body) != nil {
+	if json.Unmarshal(answer, &body) != nil {
 		return nil
 	}
 	var out []string
-	for _, k := range []string{"name", "idcard", "address"} {
+	for _, k := range []string{"name", "idcard", "idNo", "address", "bankCardNo"} {
 		if s, ok := body.Result[k].(string); ok && s != "" {
 			out = append(out, s)
 		}
