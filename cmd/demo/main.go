@@ -98,19 +98,26 @@ func run(configPath string, serve bool, port int) error {
 	fmt.Printf("fake WeBank  %s   (app_id %s, a demo secret: no account needed)\n", fake.URL, demoAppID)
 	fmt.Printf("sidecar      %s   (%s in an in-process Caddy with webank_sign)\n\n", sidecar, configPath)
 
-	for i, path := range []string{
-		"/api/server/getOcrResult?order_no=ORD20261126001",
-		"/api/server/getOcrResult?order_no=ORD20261126002&get_file=1",
-		"/api/server/getOcrResult?order_no=ORD-1;DROP",
-		"/api/server/getOcrResult?order_no=ORD20261126003&app_id=IDAOTHER",
+	for i, req := range []struct{ method, path, body string }{
+		{"GET", "/api/server/getOcrResult?order_no=ORD20261126001", ""},
+		{"GET", "/api/server/getOcrResult?order_no=ORD20261126002&get_file=1", ""},
+		{"GET", "/api/server/getBankCardOcrResult?order_no=CARD20261126001", ""},
+		{"GET", "/api/server/sync?order_no=FACE20261126001", ""},
+		{"POST", "/api/v2/base/queryfacerecord", `{"orderNo":"FACE20261126002","queryVersion":"1.0"}`},
+		{"GET", "/api/server/getOcrResult?order_no=ORD-1;DROP", ""},
+		{"GET", "/api/server/getOcrResult?order_no=ORD20261126003&app_id=IDAOTHER", ""},
 	} {
-		if err := show(fake, sidecar, path, i == 0); err != nil {
+		if err := show(fake, sidecar, req.method, req.path, req.body, i == 0); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("fake WeBank counted: %d access_token call(s), %d api_ticket call(s), %d getOcrResult call(s), %d bad signature(s)\n",
-		fake.TokenCalls(), fake.TicketCalls(), fake.OCRCalls(), fake.BadSignatures())
-	if fake.BadSignatures() != 0 || fake.TokenCalls() != 1 {
+	signed := int64(0)
+	for _, p := range []string{webanktest.PathOCR, webanktest.PathBankCard, webanktest.PathSync, webanktest.PathFaceRecord} {
+		signed += fake.Calls(p)
+	}
+	fmt.Printf("fake WeBank counted: %d access_token call(s), %d api_ticket call(s), %d signed API call(s), %d bad signature(s)\n",
+		fake.TokenCalls(), fake.TicketCalls(), signed, fake.BadSignatures())
+	if fake.BadSignatures() != 0 || fake.TokenCalls() != 1 || signed != 5 {
 		return fmt.Errorf("unexpected counts at the fake WeBank")
 	}
 	if !serve {
@@ -125,19 +132,27 @@ func run(configPath string, serve bool, port int) error {
 
 // show sends one unsigned request as a legacy app would and prints what
 // the fake WeBank received and what the app got back.
-func show(fake *webanktest.Server, sidecar, path string, full bool) error {
-	before := len(fake.OCRQueries())
-	fmt.Printf("legacy app → GET %s\n", path)
-	resp, err := http.Get(sidecar + path)
+func show(fake *webanktest.Server, sidecar, method, path, body string, full bool) error {
+	api, _, _ := strings.Cut(path, "?")
+	before := len(fake.Requests(api))
+	fmt.Printf("legacy app → %s %s %s\n", method, path, body)
+	req, err := http.NewRequest(method, sidecar+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
 	}
-	if qs := fake.OCRQueries(); len(qs) > before {
+	if qs := fake.Requests(api); len(qs) > before {
 		q := qs[len(qs)-1]
 		keys := make([]string, 0, len(q))
 		for k := range q {
@@ -150,14 +165,17 @@ func show(fake *webanktest.Server, sidecar, path string, full bool) error {
 			if k == "sign" {
 				v = v[:6] + "…(40 hex, checked by the fake)"
 			}
+			if strings.HasPrefix(k, "header:") {
+				continue
+			}
 			parts = append(parts, k+"="+v)
 		}
 		fmt.Printf("  sidecar → WeBank: %s\n", strings.Join(parts, " "))
 	} else {
 		fmt.Printf("  not forwarded\n")
 	}
-	fmt.Printf("  ← %s, %d bytes\n", resp.Status, len(body))
-	fmt.Printf("  %s\n\n", summarize(body, full))
+	fmt.Printf("  ← %s, %d bytes\n", resp.Status, len(answer))
+	fmt.Printf("  %s\n\n", summarize(answer, full))
 	return nil
 }
 
@@ -176,7 +194,7 @@ func summarize(body []byte, full bool) string {
 			}
 		}
 		if !full {
-			v["result"] = fmt.Sprintf("{… %d fields, photos included …}", len(r))
+			v["result"] = fmt.Sprintf("{… %d fields …}", len(r))
 		}
 	}
 	var out bytes.Buffer
