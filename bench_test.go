@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -151,6 +152,25 @@ func BenchmarkServeHTTP(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				serve(b, bc.h, bc.r, bc.want)
+			}
+		})
+	}
+	// queryfacerecord's JSON POST: the body is read, checked and re-written.
+	// Each iteration makes its request, since the body is consumed.
+	const faceBody = `{"orderNo":"FACE20261126001","getFile":"1","queryVersion":"1.0"}`
+	jsonRequest := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/api/v2/base/queryfacerecord", strings.NewReader(faceBody))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	for _, bc := range []struct {
+		name string
+		h    caddyhttp.Handler
+	}{{"next only json", next}, {"webank_sign json", sign(next)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				serve(b, bc.h, jsonRequest(), len(body))
 			}
 		})
 	}

@@ -160,22 +160,26 @@ func encodeSignedBody(b *checkedBody, appID, version, nonce, sig string) []byte 
 		n += len(f.key) + len(f.raw) + 4
 	}
 	out := make([]byte, 0, n)
-	member := func(key string, value []byte) {
+	// The four owned members, none of whose names or values needs escaping:
+	// app IDs and versions are checked to be [A-Za-z0-9_.-], nonces and signs
+	// are alphanumeric.
+	for _, m := range [...][2]string{{fieldAppID, appID}, {fieldVersion, version}, {fieldNonce, nonce}, {fieldSign, sig}} {
 		if len(out) == 0 {
 			out = append(out, '{')
 		} else {
 			out = append(out, ',')
 		}
-		out = append(out, jsonString(key)...)
-		out = append(out, ':')
-		out = append(out, value...)
+		out = append(out, '"')
+		out = append(out, m[0]...)
+		out = append(out, `":"`...)
+		out = append(out, m[1]...)
+		out = append(out, '"')
 	}
-	member(fieldAppID, jsonString(appID))
-	member(fieldVersion, jsonString(version))
-	member(fieldNonce, jsonString(nonce))
-	member(fieldSign, jsonString(sig))
 	for _, f := range b.fields {
-		member(f.key, f.raw)
+		out = append(out, ',')
+		out = append(out, jsonString(f.key)...)
+		out = append(out, ':')
+		out = append(out, f.raw...)
 	}
 	return append(out, '}')
 }
