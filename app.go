@@ -39,18 +39,16 @@ type App struct {
 
 	cache  *ticketCache
 	claims *claims
+	size   int
+	logger *zap.Logger
 }
 
 // claims are the apps a config signs for.
 type claims struct {
 	mu       sync.Mutex
-	secrets  map[appRef]appClaim // the secret each app is given, and where
+	secrets  map[string]appClaim // the secret each app_id is given, and where
 	handlers int                 // webank_sign handlers provisioned so far, to name the ones without a Source
 }
-
-// appRef is an app as WeBank sees it: one app_id at one base URL has one
-// current access token.
-type appRef struct{ appID, baseURL string }
 
 type appClaim struct {
 	secret [sha256.Size]byte
@@ -65,32 +63,36 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision joins the process's ticket cache and sizes it.
+// Provision joins the process's ticket cache.
 func (a *App) Provision(ctx caddy.Context) error {
 	if a.CacheSize < 0 {
 		return fmt.Errorf("cache_size: must be positive, not %d", a.CacheSize)
 	}
-	size := a.CacheSize
-	if size == 0 {
-		size = defaultCacheSize
+	a.size = a.CacheSize
+	if a.size == 0 {
+		a.size = defaultCacheSize
 	}
+	a.logger = ctx.Logger()
 	val, _, err := tickets.LoadOrNew(ticketsPoolKey, func() (caddy.Destructor, error) {
-		return newTicketCache(size), nil
+		return newTicketCache(a.size), nil
 	})
 	if err != nil {
 		return err
 	}
 	a.cache = val.(*ticketCache)
-	if n := a.cache.resize(size); n > 0 {
-		ctx.Logger().Warn("cache_size is smaller than the number of apps in use: the least recently used were evicted, and get their tickets back from storage when next used",
-			zap.Int("cache_size", size), zap.Int("evicted", n))
-	}
-	a.claims = &claims{secrets: make(map[appRef]appClaim)}
+	a.claims = &claims{secrets: make(map[string]appClaim)}
 	return nil
 }
 
-// Start does nothing: tickets are fetched when requests need them.
-func (a *App) Start() error { return nil }
+// Start sizes the ticket cache. It is not done at Provision, so that a
+// config that fails to load leaves the running one's cache alone.
+func (a *App) Start() error {
+	if n := a.cache.resize(a.size); n > 0 {
+		a.logger.Warn("cache_size is smaller than the number of apps in use: the least recently used were evicted, and get their tickets back from storage when next used",
+			zap.Int("cache_size", a.size), zap.Int("evicted", n))
+	}
+	return nil
+}
 
 // Stop does nothing: the ticket cache outlives a config, for the next one.
 func (a *App) Stop() error { return nil }
@@ -118,23 +120,23 @@ func (a *App) place(source string) string {
 	return "webank_sign handler #" + strconv.Itoa(c.handlers) + " of the config"
 }
 
-// claim records that the config signs for appID at baseURL with secret,
-// from place. One app_id must have one secret in a config: two handlers that
-// fetched tokens with two secrets would each invalidate the other's.
-func (a *App) claim(appID, baseURL, secret, place string) error {
+// claim records that the config signs for appID with secret, from place.
+// One app_id must have one secret in a config, whatever its base_url: two
+// handlers that fetched tokens with two secrets would each invalidate the
+// other's, and one of the two secrets is wrong anyway.
+func (a *App) claim(appID, secret, place string) error {
 	c := a.claims
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ref := appRef{appID, baseURL}
 	sum := sha256.Sum256([]byte("webank_sign claim\x00" + secret))
-	prev, ok := c.secrets[ref]
+	prev, ok := c.secrets[appID]
 	if !ok {
-		c.secrets[ref] = appClaim{sum, place}
+		c.secrets[appID] = appClaim{sum, place}
 		return nil
 	}
 	if prev.secret != sum {
-		return fmt.Errorf("app_id %s (base_url %s) is given one secret at %s and another at %s: one app has one secret, or the two would fetch access tokens that invalidate each other",
-			appID, baseURL, prev.place, place)
+		return fmt.Errorf("app_id %s is given one secret at %s and another at %s: one app has one secret, or the two would fetch access tokens that invalidate each other",
+			appID, prev.place, place)
 	}
 	return nil
 }

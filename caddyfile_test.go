@@ -138,6 +138,7 @@ func TestProvisionAndValidate(t *testing.T) {
 	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
 	t.Setenv("WBS_TEST_EMPTY", "")
 	t.Setenv("WBS_TEST_REFRESH", "90s")
+	t.Setenv("WBS_TEST_LONG", strings.Repeat("k", 64))
 	ok := func(h Handler) Handler {
 		if h.AppID == "" {
 			h.AppID = "IDA00001"
@@ -173,6 +174,7 @@ func TestProvisionAndValidate(t *testing.T) {
 		{name: "app listed twice", h: Handler{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_SECRET}"}}}, wantErr: "apps[1]: app_id IDA1 is listed more than once"},
 		{name: "app without secret", h: Handler{Apps: []AppCredentials{{"IDA1", ""}}}, wantErr: "apps[0].secret is required"},
 		{name: "app with bad app_id", h: Handler{Apps: []AppCredentials{{"ID 1", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "ID 1" is not`},
+		{name: "app_id and secret swapped", h: Handler{Apps: []AppCredentials{{"{env.WBS_TEST_LONG}", "IDA1"}}}, wantErr: "apps[0].app_id: a value of 64 characters is not 1 to 32 characters"},
 		{name: "bad mode", h: ok(Handler{Mode: "form"}), wantErr: `mode: "form" is not query or json`},
 		{name: "bad photos", h: ok(Handler{Photos: "strip"}), wantErr: `photos: "strip" is not allow or deny`},
 		{name: "negative max_body_size", h: ok(Handler{MaxBodySize: -1}), wantErr: "max_body_size: must be positive"},
@@ -223,16 +225,16 @@ func TestOneSecretPerApp(t *testing.T) {
 	if first.tenants[0].key != same.tenants[0].key {
 		t.Error("two handlers of one app do not share its cache entry")
 	}
-	otherURL := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:2"}
+	otherURL := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "https://127.0.0.1:2"}
 	if err := load(ctx, otherURL); err != nil {
-		t.Fatalf("another base_url is another app to WeBank: %v", err)
+		t.Fatalf("the same app and secret at another base_url: %v", err)
 	}
 	conflict := &Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_OTHER}"}},
-		BaseURL: "http://127.0.0.1:1", Source: "Caddyfile:17"}
+		BaseURL: "https://idasc.webank.com", Source: "Caddyfile:17"}
 	err := load(ctx, conflict)
-	want := "app_id IDA1 (base_url http://127.0.0.1:1) is given one secret at Caddyfile:3 and another at Caddyfile:17"
+	want := "app_id IDA1 is given one secret at Caddyfile:3 and another at Caddyfile:17"
 	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("conflicting secret: error = %v, want one containing %q", err, want)
+		t.Fatalf("conflicting secret (at another base_url): error = %v, want one containing %q", err, want)
 	}
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("error %q holds a secret", err)
@@ -244,6 +246,92 @@ func TestOneSecretPerApp(t *testing.T) {
 	// Another config (a reload) may change the secret.
 	if err := load(testContext(t), noSource); err != nil {
 		t.Errorf("a new config with a new secret: %v", err)
+	}
+}
+
+// TestBaseURLSpellings checks that one host, however written, is one
+// base_url: one app at it is one app in the cache, with one token.
+func TestBaseURLSpellings(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://idasc.webank.com", "https://idasc.webank.com"},
+		{"https://IDASC.webank.com:443/", "https://idasc.webank.com"},
+		{"HTTPS://idasc.WEBANK.com", "https://idasc.webank.com"},
+		{"http://127.0.0.1:80", "http://127.0.0.1"},
+		{"http://127.0.0.1:8090/", "http://127.0.0.1:8090"},
+		{"https://kyc1.qcloud.com:8443", "https://kyc1.qcloud.com:8443"},
+		{"http://[::1]:80", "http://[::1]"},
+	} {
+		if got, err := parseBaseURL(tt.in); err != nil || got != tt.want {
+			t.Errorf("parseBaseURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestNormalHost is the host comparison for absolute-form requests.
+func TestNormalHost(t *testing.T) {
+	for _, tt := range []struct {
+		scheme, host, want string
+		ok                 bool
+	}{
+		{"http", "idasc.webank.com", "idasc.webank.com", true},
+		{"http", "IDASC.WeBank.com:80", "idasc.webank.com", true},
+		{"https", "idasc.webank.com:443", "idasc.webank.com", true},
+		{"http", "idasc.webank.com:443", "idasc.webank.com:443", true},
+		{"http", "idasc.webank.com:8080", "idasc.webank.com:8080", true},
+		{"http", "[::1]", "::1", true},
+		{"http", "[::1]:80", "::1", true},
+		{"http", "[::1]:8080", "[::1]:8080", true},
+		{"http", "", "", false},
+		{"http", "idasc.webank.com:99999", "", false},
+		{"http", "idasc.webank.com:x", "", false},
+		{"http", "user@idasc.webank.com", "", false},
+		{"http", "idasc.webank.com/api", "", false},
+	} {
+		got, ok := normalHost(tt.scheme, tt.host)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("normalHost(%q, %q) = %q, %v; want %q, %v", tt.scheme, tt.host, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestProxyHosts checks which absolute-form hosts a handler signs for.
+func TestProxyHosts(t *testing.T) {
+	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
+	h := Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1",
+		ProxyHosts: []string{"idasc.webank.com:443", "Kyc1.QCloud.com"}}
+	if err := provision(t, &h); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		scheme, host string
+		allowed      bool
+	}{
+		{"https", "idasc.webank.com", true},
+		{"https", "idasc.webank.com:443", true},
+		{"http", "idasc.webank.com:443", true},
+		{"http", "idasc.webank.com", true}, // one host: the port only says which scheme
+		{"http", "idasc.webank.com:8080", false},
+		{"http", "kyc1.qcloud.com", true},
+		{"https", "kyc1.qcloud.com", true},
+		{"http", "kyc1.qcloud.com:80", true},
+		{"http", "127.0.0.1:1", false}, // base_url's host is the default only
+	} {
+		n, _ := normalHost(tt.scheme, tt.host)
+		if h.proxyHosts[n] != tt.allowed {
+			t.Errorf("%s://%s allowed = %v, want %v", tt.scheme, tt.host, h.proxyHosts[n], tt.allowed)
+		}
+	}
+}
+
+// TestIsGetFile is the photo policy's reading of parameter names.
+func TestIsGetFile(t *testing.T) {
+	for name, want := range map[string]bool{
+		"get_file": true, "getFile": true, "GetFile": true, "GET-FILE": true, "get__file": true,
+		"getfile": true, "get_files": false, "get": false, "file": false, "xgetfile": false, "": false,
+	} {
+		if got := isGetFile(name); got != want {
+			t.Errorf("isGetFile(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
 

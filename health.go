@@ -24,8 +24,10 @@ const defaultHealthMargin = time.Minute
 // config signs for can sign now: 200 if each has a ticket with more than
 // margin of life left, 503 with the reason for each app otherwise. An app
 // that has no ticket yet gets one fetched (once, shared with requests), so
-// that a readiness probe also warms the sidecar up. Mount it on a path of
-// your choice, outside the proxied namespace:
+// that a readiness probe also warms the sidecar up, unless the ticket cache
+// is full (more apps than cache_size): then an app not in it counts as
+// ready, and is loaded when a request needs it, so that probes never evict.
+// Mount it on a path of your choice, outside the proxied namespace:
 //
 //	handle /healthz {
 //	    webank_sign_health
@@ -85,7 +87,25 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 			continue
 		}
 		a := appHealth{AppID: cfg.creds.appID, BaseURL: cfg.creds.baseURL}
-		t, err := c.ticket(ctx, key)
+		e := c.peek(key)
+		if e == nil && !c.hasRoom() {
+			// Evicted, or never used, with the cache full: loading it here
+			// would evict another app, on every probe. It is loaded, from
+			// storage first, when a request needs it.
+			a.Ready, a.Reason = true, "not kept in memory (see cache_size): its ticket is loaded when a request needs it"
+			apps = append(apps, a)
+			continue
+		}
+		var t *ticket
+		var err error
+		if e != nil {
+			if cur := e.cur.Load(); cur != nil && c.now().Before(cur.expires) {
+				t = cur // read without marking the app used: probes do not keep apps in memory
+			}
+		}
+		if t == nil {
+			t, err = c.ticket(ctx, key)
+		}
 		switch {
 		case err != nil:
 			a.Reason = "no ticket: " + err.Error()

@@ -119,27 +119,13 @@ func parseBody(data []byte) (checkedBody, error) {
 }
 
 // filesRequested reports whether the body asks for photos or videos: a
-// getFile (or get_file) other than 0.
+// getFile (in any spelling, see isGetFile) other than 0 or "0". Anything
+// else, null and "" included, counts as asking: the policy refuses what it
+// cannot read as "no files".
 func (b *checkedBody) filesRequested() bool {
 	for _, f := range b.fields {
-		if f.key == "getFile" || f.key == "get_file" {
-			var v any
-			if json.Unmarshal(f.raw, &v) != nil {
-				return true
-			}
-			switch v := v.(type) {
-			case nil:
-			case float64:
-				if v != 0 {
-					return true
-				}
-			case string:
-				if v != "" && v != "0" {
-					return true
-				}
-			default:
-				return true
-			}
+		if isGetFile(f.key) && string(f.raw) != "0" && string(f.raw) != `"0"` {
+			return true
 		}
 	}
 	return false

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -207,7 +208,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 var (
-	appIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	// WeBank's app IDs are short (IDA + 5 digits, TIDA + 4); secrets are 64
+	// characters. An app_id that long is a secret in the wrong place.
+	appIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 	versionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 )
 
@@ -288,7 +291,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		emit = func(name string, data map[string]any) { events.Emit(ctx, name, data) }
 	}
 	for _, c := range creds {
-		if err := app.claim(c.appID, c.baseURL, c.secret, place); err != nil {
+		if err := app.claim(c.appID, c.secret, place); err != nil {
 			return err
 		}
 		store, err := newTicketStore(ctx.Storage(), c)
@@ -335,7 +338,10 @@ func (h *Handler) credentials(expand func(option, val, def string) (string, erro
 			return c, err
 		}
 		if !appIDPattern.MatchString(c.appID) {
-			return c, fmt.Errorf("%sapp_id: %q is not 1 to 64 characters of [A-Za-z0-9_.-]", option, c.appID)
+			if len(c.appID) > 16 { // perhaps the secret, given in its place: not shown
+				return c, fmt.Errorf("%sapp_id: a value of %d characters is not 1 to 32 characters of [A-Za-z0-9_.-]; the value is not shown, in case it is the secret in the wrong place", option, len(c.appID))
+			}
+			return c, fmt.Errorf("%sapp_id: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", option, c.appID)
 		}
 		if secret == "" {
 			return c, fmt.Errorf("%ssecret is required", option)
@@ -417,19 +423,17 @@ func (h *Handler) provisionRequests(expand func(option, val, def string) (string
 		if err != nil {
 			return err
 		}
-		scheme := "http"
 		if u, err := url.Parse(host); err == nil && u.Scheme != "" && u.Host != "" { // base_url
-			scheme, host = u.Scheme, u.Host
+			host = u.Host
 		}
-		n, ok := normalHost(scheme, host)
-		if !ok {
-			return fmt.Errorf("proxy_hosts: %q is not a host or host:port", v)
-		}
-		h.proxyHosts[n] = true
-		if scheme == "https" { // base_url https://h: also plain http://h, as proxy clients send it
-			if n, ok := normalHost("http", host); ok {
-				h.proxyHosts[n] = true
+		// Proxy clients send http://h/…, and rarely https://h/…: a host is
+		// allowed in both, with its port normalized for each.
+		for _, scheme := range []string{"http", "https"} {
+			n, ok := normalHost(scheme, host)
+			if !ok {
+				return fmt.Errorf("proxy_hosts: %q is not a host or host:port", v)
 			}
+			h.proxyHosts[n] = true
 		}
 	}
 	return nil
@@ -486,6 +490,14 @@ func parseBaseURL(s string) (string, error) {
 		return "", fmt.Errorf("%q: must not hold user information", u.Redacted())
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return "", fmt.Errorf("%q: must not have a query or fragment", s)
+	}
+	// One spelling per host, so that one app at one host is one app in the
+	// cache, whatever the case or the default port written.
+	u.Host = strings.ToLower(u.Host)
+	if u.Scheme == "https" {
+		u.Host = strings.TrimSuffix(u.Host, ":443")
+	} else {
+		u.Host = strings.TrimSuffix(u.Host, ":80")
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
@@ -664,7 +676,7 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		r.URL.RawQuery += fieldOrderNo + "=" + b.orderNo // an order number needs no escaping
 	}
 	defer func() { r.URL.RawQuery = clientRaw }()
-	if h.denyFiles && b.filesRequested() {
+	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
 		return h.reject(w, tn, errFilesDenied)
 	}
 	r.TransferEncoding = nil
@@ -676,6 +688,17 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	})
+}
+
+// urlFilesRequested reports whether a JSON request's URL query asks for
+// photos or videos too.
+func urlFilesRequested(vals url.Values) bool {
+	for k, vs := range vals {
+		if isGetFile(k) && slices.ContainsFunc(vs, func(v string) bool { return v != "0" }) {
+			return true
+		}
+	}
+	return false
 }
 
 // pick returns the app a request is signed for, from the app_id it gave.
@@ -776,7 +799,9 @@ func (h *Handler) cachedTicket(tn *tenant) *ticket {
 		}
 		tn.entry.Store(e)
 	}
-	if t := e.cur.Load(); t != nil && h.cache.now().Before(t.expires) {
+	now := h.cache.now()
+	if t := e.cur.Load(); t != nil && now.Before(t.expires) {
+		h.cache.touch(tn.key, e, now)
 		return t
 	}
 	return nil

@@ -132,14 +132,36 @@ func (a appIDs) mismatch(appID string) bool {
 }
 
 // filesRequested reports whether the query asks for photos or videos: a
-// get_file (or getFile) other than 0.
+// get_file (in any spelling, see isGetFile) other than 0.
 func (q *checkedQuery) filesRequested() bool {
 	for _, p := range q.params() {
-		if (p.key == "get_file" || p.key == "getFile") && p.value != "0" {
+		if isGetFile(p.key) && p.value != "0" {
 			return true
 		}
 	}
 	return false
+}
+
+// isGetFile reports whether a parameter's name is get_file as a lenient
+// parser may read it: get_file, getFile, GetFile, get-file, … . The photo
+// policy must not be side-stepped by a spelling WeBank might accept.
+func isGetFile(name string) bool {
+	const want = "getfile"
+	n := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '_' || c == '-' {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if n == len(want) || c != want[n] {
+			return false
+		}
+		n++
+	}
+	return n == len(want)
 }
 
 // clientQuery parses the client's raw query and checks that it has a

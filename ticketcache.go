@@ -98,7 +98,11 @@ type ticketCache struct {
 
 	flight      singleflight.Group
 	entries     *lru.Cache[string, *entry] // safe for concurrent use on its own
+	size        atomic.Int64               // the entries' bound
 	storageDown atomic.Bool                // the last storage operation failed
+
+	carryMu sync.Mutex
+	carried map[string]carry // what evicted entries knew, for their next entry
 
 	ctx    context.Context // done once Destruct is called; parent of every fetch
 	cancel context.CancelFunc
@@ -131,6 +135,7 @@ type entry struct {
 	cur  atomic.Pointer[ticket] // nil until fetched, and after WeBank rejected it
 	busy atomic.Bool            // the refresher has a refresh or poll under way
 	gone atomic.Bool            // evicted or removed: its ticket is no longer kept current
+	used atomic.Int64           // when a request last marked it used in the LRU, in Unix nanoseconds
 
 	mu            sync.Mutex   // protects the fields below
 	token         *accessToken // the newest token known, which may have no ticket yet
@@ -227,9 +232,11 @@ func record(tok *accessToken, t *ticket) storedRecord {
 }
 
 func newTicketCache(size int) *ticketCache {
-	entries, err := lru.NewWithEvict(size, func(_ string, e *entry) {
+	c := new(ticketCache)
+	entries, err := lru.NewWithEvict(size, func(key string, e *entry) {
 		if !e.gone.Swap(true) { // not removed by unregister: pushed out by other apps
 			metrics.evictions.Inc()
+			c.carryOver(key, e)
 		}
 	})
 	if err != nil {
@@ -237,7 +244,7 @@ func newTicketCache(size int) *ticketCache {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	host, _ := os.Hostname()
-	c := &ticketCache{
+	*c = ticketCache{
 		client:      newOAuthClient(),
 		now:         time.Now,
 		jitter:      func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) },
@@ -248,8 +255,35 @@ func newTicketCache(size int) *ticketCache {
 		cancel:      cancel,
 		wake:        make(chan struct{}, 1),
 		apps:        make(map[string][]*appConfig),
+		carried:     make(map[string]carry),
 	}
+	c.size.Store(int64(size))
 	return c
+}
+
+// carry is what an evicted entry knew that its app's next entry must know
+// too: the newest token (so that a token from storage is told newer or
+// older), the backoff, and the rejections (so that eviction never resets the
+// limits on fetching). The ticket is not carried: the next entry gets the
+// current one from storage.
+type carry struct {
+	token                   *accessToken
+	failures                int
+	retryAt                 time.Time
+	lastErr                 error
+	lastForced              time.Time
+	rejected, rejectedToken string
+	lastFailure             failure
+}
+
+// carryOver keeps what evicted entry e of key knew, while key is registered.
+func (c *ticketCache) carryOver(key string, e *entry) {
+	e.mu.Lock()
+	cr := carry{e.token, e.failures, e.retryAt, e.lastErr, e.lastForced, e.rejected, e.rejectedToken, e.lastFailure}
+	e.mu.Unlock()
+	c.carryMu.Lock()
+	defer c.carryMu.Unlock()
+	c.carried[key] = cr
 }
 
 // appKey names an app in the cache. Two handlers with the same app_id,
@@ -285,12 +319,33 @@ func (c *ticketCache) unregister(key string, reg *appConfig) {
 		e.gone.Store(true) // removed, not evicted
 	}
 	c.entries.Remove(key)
+	c.carryMu.Lock()
+	delete(c.carried, key)
+	c.carryMu.Unlock()
 }
 
 // resize sets how many apps' entries the cache keeps, and returns how many
 // it evicted to get there, least recently used first.
 func (c *ticketCache) resize(size int) (evicted int) {
+	c.size.Store(int64(size))
 	return c.entries.Resize(size)
+}
+
+// hasRoom reports whether an app not in the cache can be added without
+// evicting another.
+func (c *ticketCache) hasRoom() bool {
+	return int64(c.entries.Len()) < c.size.Load()
+}
+
+// touch marks key's entry e used in the LRU, at most once a second: the
+// request path, which reads e without the LRU's lock, keeps busy apps from
+// being evicted before idle ones without taking that lock every time.
+func (c *ticketCache) touch(key string, e *entry, now time.Time) {
+	if last := e.used.Load(); now.UnixNano()-last < int64(time.Second) {
+		return
+	}
+	e.used.Store(now.UnixNano())
+	c.entries.Get(key)
 }
 
 // keys returns the registered apps' keys, sorted.
@@ -391,11 +446,27 @@ func (c *ticketCache) peek(key string) *entry {
 	return e
 }
 
-// entry returns key's entry, adding an empty one if there is none.
+// entry returns key's entry, adding one if there is none: empty, or with
+// what the app's evicted entry knew.
 func (c *ticketCache) entry(key string) *entry {
+	if e, ok := c.entries.Peek(key); ok {
+		return e
+	}
 	n := new(entry)
+	c.carryMu.Lock()
+	cr, carried := c.carried[key]
+	c.carryMu.Unlock()
+	if carried {
+		n.token, n.failures, n.retryAt, n.lastErr = cr.token, cr.failures, cr.retryAt, cr.lastErr
+		n.lastForced, n.rejected, n.rejectedToken, n.lastFailure = cr.lastForced, cr.rejected, cr.rejectedToken, cr.lastFailure
+	}
 	if prev, found, _ := c.entries.PeekOrAdd(key, n); found {
 		return prev
+	}
+	if carried {
+		c.carryMu.Lock()
+		delete(c.carried, key)
+		c.carryMu.Unlock()
 	}
 	return n
 }

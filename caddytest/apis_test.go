@@ -304,7 +304,7 @@ http://:%d {
 	}
 	msg, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	want := fmt.Sprintf("app_id %s (base_url %s) is given one secret at Caddyfile:8 and another at Caddyfile:16", appID, e.fake.URL)
+	want := fmt.Sprintf("app_id %s is given one secret at Caddyfile:8 and another at Caddyfile:16", appID)
 	if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(msg, []byte(want)) {
 		t.Errorf("loading two secrets for one app: %s %s, want 400 with %q", resp.Status, msg, want)
 	}
@@ -318,11 +318,27 @@ http://:%d {
 	}
 }
 
-// multiSite is openSite with one block for two apps.
+// multiSite is a site with one block for two apps on every path but
+// /healthz, the readiness probe.
 func multiSite(extra string) func(string) string {
 	return func(fakeURL string) string {
-		return openSite(fakeURL, fmt.Sprintf("app %s {env.%s}\napp %s {env.%s}\nbase_url %s\n%s",
-			appID, secretEnv, appID2, secret2Env, fakeURL, extra))
+		return fmt.Sprintf(`http://:%d {
+	bind 127.0.0.1
+	log
+	handle /healthz {
+		webank_sign_health
+	}
+	handle {
+		webank_sign {
+			app %s {env.%s}
+			app %s {env.%s}
+			base_url %s
+			%s
+		}
+		reverse_proxy %s
+	}
+}
+`, sitePort, appID, secretEnv, appID2, secret2Env, fakeURL, extra, fakeURL)
 	}
 }
 
@@ -374,6 +390,24 @@ func TestEvictionAndRefetch(t *testing.T) {
 		t.Errorf("evictions = %v, want %d: one per turn after the first", got, turns-1)
 	}
 	e.wantCounts(2, 2) // evicted apps came back from storage
+
+	// Readiness probes with more apps than room: they neither evict nor fetch.
+	evictions1 := metric(t, "caddy_webank_sign_evictions_total")
+	for range 3 {
+		resp, err := e.client.Get(siteURL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("not kept in memory")) {
+			t.Errorf("health with a full cache: %d %s, want 200 with the evicted app marked", resp.StatusCode, body)
+		}
+	}
+	if got := metric(t, "caddy_webank_sign_evictions_total") - evictions1; got != 0 {
+		t.Errorf("health probes evicted %v apps, want none", got)
+	}
+	e.wantCounts(2, 2)
 	e.wantCleanSignatures()
 }
 
@@ -392,14 +426,16 @@ func TestPhotoPolicy(t *testing.T) {
 		status, body := e.get(target)
 		wantRefused(t, target, status, body, 403, "photos_denied")
 	}
-	for _, b := range []string{`{"orderNo":"P1","getFile":"1"}`, `{"orderNo":"P1","getFile":2}`} {
+	for _, b := range []string{`{"orderNo":"P1","getFile":"1"}`, `{"orderNo":"P1","getFile":2}`, `{"orderNo":"P1","GetFile":"1"}`} {
 		status, body := e.post(webanktest.PathFaceRecord, "application/json", b, false)
 		wantRefused(t, b, status, body, 403, "photos_denied")
 	}
+	status, body := e.post(webanktest.PathFaceRecord+"?getFile=1", "application/json", `{"orderNo":"P1"}`, false)
+	wantRefused(t, "getFile in a JSON request's URL", status, body, 403, "photos_denied")
 	if e.fake.Calls(webanktest.PathOCR)+e.fake.Calls(webanktest.PathBankCard)+e.fake.Calls(webanktest.PathSync)+e.fake.Calls(webanktest.PathFaceRecord) != 0 {
 		t.Error("a request for photos reached WeBank")
 	}
-	status, body := e.get(ocrPath + "?order_no=P2&get_file=0")
+	status, body = e.get(ocrPath + "?order_no=P2&get_file=0")
 	wantAnswer(t, "get_file=0", status, body, e.fake.OCRResultBody(appID, "P2", false, false))
 	status, body = e.get(webanktest.PathSync + "?order_no=P3")
 	wantAnswer(t, "no get_file", status, body, e.fake.SyncResultBody(appID, "P3", false, false))
