@@ -679,8 +679,11 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
 		return h.reject(w, tn, errFilesDenied)
 	}
+	// The body is read: it goes on whole, with its length, and the client's
+	// Expect: 100-continue has been answered already.
 	r.TransferEncoding = nil
 	r.Header.Del("Transfer-Encoding")
+	r.Header.Del("Expect")
 	return h.forward(w, r, next, tn, b.orderNo, func(t *ticket) {
 		body := signBody(&b, tn.creds.appID, h.version, t.value)
 		r.Body = io.NopCloser(bytes.NewReader(body))

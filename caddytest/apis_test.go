@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -113,9 +114,26 @@ func TestEveryAPIShape(t *testing.T) {
 	status, body = e.post(webanktest.PathFaceRecord+"?orderNo=FACE3", "application/json; charset=utf-8", `{"orderNo":"FACE3"}`, false)
 	wantAnswer(t, "queryfacerecord with orderNo in the URL", status, body, f.FaceRecordResultBody(appID, "FACE3", false, false, false))
 
+	// A client that waits for 100 Continue before it sends the body.
+	req, err := http.NewRequest(http.MethodPost, siteURL+webanktest.PathFaceRecord, strings.NewReader(`{"orderNo":"FACE4"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Expect", "100-continue")
+	waiting := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	defer waiting.CloseIdleConnections()
+	resp, err := waiting.Do(req)
+	if err != nil {
+		t.Fatalf("POST with Expect: 100-continue: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantAnswer(t, "queryfacerecord with Expect: 100-continue", resp.StatusCode, body, f.FaceRecordResultBody(appID, "FACE4", false, false, false))
+
 	reqs := f.Requests(webanktest.PathFaceRecord)
-	if len(reqs) != 3 {
-		t.Fatalf("the fake got %d queryfacerecord requests, want 3", len(reqs))
+	if len(reqs) != 4 {
+		t.Fatalf("the fake got %d queryfacerecord requests, want 4", len(reqs))
 	}
 	for i, q := range reqs {
 		if q.Get("appId") != appID || len(q["nonce"]) != 1 || q.Get("nonce") == "client-chosen" || q.Get("url:orderNo") != q.Get("orderNo") {
@@ -364,8 +382,11 @@ func TestSelectAppByClient(t *testing.T) {
 	status, body = e.post(webanktest.PathFaceRecord, "application/json", `{"orderNo":"SEL4"}`, false)
 	wantRefused(t, "no appId", status, body, 400, "app_id_missing")
 
-	if n := e.fake.OCRCalls(); n != 3 {
-		t.Errorf("the fake got %d getOcrResult calls, want 3: refused requests must not be forwarded", n)
+	if status, body, _ := e.do(http.MethodHead, ocrPath+"?order_no=SEL5&app_id="+appID2); status != http.StatusOK || len(body) != 0 {
+		t.Errorf("HEAD for %s: %d with %d bytes, want 200 without a body", appID2, status, len(body))
+	}
+	if n := e.fake.OCRCalls(); n != 4 {
+		t.Errorf("the fake got %d getOcrResult calls, want 4: refused requests must not be forwarded", n)
 	}
 	e.wantCounts(2, 2) // one token and one ticket per app
 	e.wantCleanSignatures()
