@@ -3,7 +3,6 @@ package webanksign
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 )
 
@@ -163,18 +162,10 @@ func encodeSignedBody(b *checkedBody, appID, version, nonce, sig string) []byte 
 	}
 	for _, f := range b.fields {
 		out = append(out, ',')
-		out = append(out, jsonString(f.key)...)
+		key, _ := json.Marshal(f.key) // never fails on a string
+		out = append(out, key...)
 		out = append(out, ':')
 		out = append(out, f.raw...)
 	}
 	return append(out, '}')
-}
-
-// jsonString encodes s as a JSON string.
-func jsonString(s string) []byte {
-	out, err := json.Marshal(s)
-	if err != nil {
-		panic(errors.New("webank_sign: encoding a string: " + err.Error())) // json.Marshal never fails on a string
-	}
-	return out
 }

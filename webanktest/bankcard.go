@@ -1,7 +1,6 @@
 package webanktest
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -33,9 +32,9 @@ func (f *Fake) serveBankCard(x *exchange) {
 // photos of Options.PhotoBytes raw bytes each. BankCardResultBody is safe
 // for concurrent use.
 func (f *Fake) BankCardResultBody(appID, orderNo string, getFile bool) []byte {
-	seed := sha256.Sum256([]byte("webanktest bank card result\x00" + appID + "\x00" + orderNo))
+	seed := resultSeed("bank card", appID, orderNo)
 	rng := rand.NewChaCha8(seed)
-	operated := time.Date(2025, 1, 1, 0, 0, 0, 0, beijing).Add(time.Duration(intn(rng, 365*24*3600)) * time.Second)
+	operated := timeIn2025(rng)
 	queried := operated.Add(time.Duration(60+intn(rng, 24*3600)) * time.Second)
 
 	res := bankCardResult{

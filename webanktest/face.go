@@ -1,7 +1,6 @@
 package webanktest
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"math/rand/v2"
@@ -225,10 +224,10 @@ type faceData struct {
 }
 
 func newFaceData(appID, orderNo string) faceData {
-	seed := sha256.Sum256([]byte("webanktest face result\x00" + appID + "\x00" + orderNo))
+	seed := resultSeed("face", appID, orderNo)
 	rng := rand.NewChaCha8(seed)
 	d := faceData{seed: seed, id: newIdentity(rng)}
-	d.occurred = time.Date(2025, 1, 1, 0, 0, 0, 0, beijing).Add(time.Duration(intn(rng, 365*24*3600)) * time.Second)
+	d.occurred = timeIn2025(rng)
 	d.queried = d.occurred.Add(time.Duration(5+intn(rng, 3600)) * time.Second)
 	d.bizSeqNo = bizSeqNo(rng, d.queried)
 	d.liveRate = strconv.Itoa(90 + intn(rng, 11))

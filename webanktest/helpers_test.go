@@ -2,14 +2,11 @@ package webanktest
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -159,7 +156,7 @@ func ocrQuery(ticket, orderNo string, extra url.Values) url.Values {
 		"nonce":    {randomAlnum(32)},
 		"version":  {"1.0.0"},
 	}
-	q.Set("sign", referenceSign(testApp, orderNo, "1.0.0", ticket, q.Get("nonce")))
+	q.Set("sign", sign(testApp, orderNo, "1.0.0", ticket, q.Get("nonce")))
 	for k, vs := range extra {
 		q[k] = vs
 	}
@@ -200,17 +197,6 @@ func (l *logRecorder) Lines() []string {
 	return append([]string(nil), l.lines...)
 }
 
-// referenceSign is an independent computation of WeBank's signature, for
-// checking the fake's: sort.Strings, concatenation, SHA-1, upper-case hex.
-// It is the root package's test reference signer, which a test of another
-// package cannot import.
-func referenceSign(vals ...string) string {
-	s := append([]string(nil), vals...)
-	sort.Strings(s)
-	sum := sha1.Sum([]byte(strings.Join(s, "")))
-	return strings.ToUpper(hex.EncodeToString(sum[:]))
-}
-
 // signedPaths are the endpoints that check a sign.
 var signedPaths = []string{PathOCR, PathBankCard, PathSync, PathFaceRecord}
 
@@ -230,7 +216,7 @@ func newSignedReq(ticket, orderNo string) signedReq {
 
 // signedWith returns r with its sign made with ticket.
 func (r signedReq) signedWith(ticket string) signedReq {
-	r.sign = referenceSign(r.appID, r.orderNo, r.version, ticket, r.nonce)
+	r.sign = sign(r.appID, r.orderNo, r.version, ticket, r.nonce)
 	return r
 }
 

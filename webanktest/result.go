@@ -27,10 +27,10 @@ const jfifHeader = "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01
 // photos of Options.PhotoBytes raw bytes each; with getNative, nativePlace.
 // OCRResultBody is safe for concurrent use.
 func (f *Fake) OCRResultBody(appID, orderNo string, getFile, getNative bool) []byte {
-	seed := sha256.Sum256([]byte("webanktest ocr result\x00" + appID + "\x00" + orderNo))
+	seed := resultSeed("ocr", appID, orderNo)
 	rng := rand.NewChaCha8(seed)
 	id := newIdentity(rng)
-	operated := time.Date(2025, 1, 1, 0, 0, 0, 0, beijing).Add(time.Duration(intn(rng, 365*24*3600)) * time.Second)
+	operated := timeIn2025(rng)
 	queried := operated.Add(time.Duration(60+intn(rng, 24*3600)) * time.Second)
 
 	res := ocrResult{
@@ -82,6 +82,17 @@ func (f *Fake) photo(seed [32]byte, name string) string {
 	copy(b[:len(b)-2], jfifHeader)
 	b[len(b)-2], b[len(b)-1] = 0xFF, 0xD9
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// resultSeed seeds the made-up values of one result: a function of the kind
+// of result, the app and the order alone.
+func resultSeed(kind, appID, orderNo string) [32]byte {
+	return sha256.Sum256([]byte("webanktest " + kind + " result\x00" + appID + "\x00" + orderNo))
+}
+
+// timeIn2025 draws a moment of 2025, Beijing time, to the second.
+func timeIn2025(rng *rand.ChaCha8) time.Time {
+	return time.Date(2025, 1, 1, 0, 0, 0, 0, beijing).Add(time.Duration(intn(rng, 365*24*3600)) * time.Second)
 }
 
 // fileBytes returns Options.PhotoBytes pseudo-random bytes drawn from seed

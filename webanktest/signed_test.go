@@ -88,7 +88,7 @@ func withApp(r signedReq, appID string) signedReq {
 
 // signedWithout returns r signed over four values, version left out.
 func signedWithout(r signedReq, ticket string) signedReq {
-	r.sign = referenceSign(r.appID, r.orderNo, ticket, r.nonce)
+	r.sign = sign(r.appID, r.orderNo, ticket, r.nonce)
 	return r
 }
 
