@@ -2,13 +2,14 @@ package webanksign
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 func init() {
@@ -45,16 +46,16 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 
 // statusBody is the answer of both endpoints.
 type statusBody struct {
-	Apps []appStatus `json:"apps"`
+	Apps []tickets.AppStatus `json:"apps"`
 }
 
 func (adminAPI) handleStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed: use GET")}
 	}
-	apps := []appStatus{}
-	if c := currentCache(); c != nil {
-		apps = c.status()
+	apps := []tickets.AppStatus{}
+	if c := loadedCache(); c != nil {
+		apps = c.Status()
 	}
 	return writeJSON(w, http.StatusOK, statusBody{apps})
 }
@@ -67,48 +68,30 @@ func (adminAPI) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 	if appID == "" {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("app_id is required")}
 	}
-	c := currentCache()
+	c := loadedCache()
 	if c == nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no webank_sign handler signs for app_id %q", appID)}
 	}
-	found, err := c.forceRefresh(r.Context(), appID)
-	var tooSoon *tooSoonError
+	found, err := c.ForceRefresh(r.Context(), appID)
+	var tooSoon *tickets.TooSoonError
 	switch {
 	case !found:
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no webank_sign handler signs for app_id %q", appID)}
 	case errors.As(err, &tooSoon):
-		w.Header().Set("Retry-After", strconv.Itoa(int(tooSoon.retryIn.Seconds())+1))
+		w.Header().Set("Retry-After", strconv.Itoa(int(tooSoon.RetryIn.Seconds())+1))
 		return caddy.APIError{HTTPStatus: http.StatusTooManyRequests, Err: err}
 	case errors.Is(err, context.Canceled):
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("refreshing: %w", err)}
 	}
-	var apps []appStatus
-	for _, st := range c.status() {
+	var apps []tickets.AppStatus
+	for _, st := range c.Status() {
 		if st.AppID == appID {
 			apps = append(apps, st)
 		}
 	}
 	return writeJSON(w, http.StatusOK, statusBody{apps})
-}
-
-// currentCache returns the process's ticket cache, or nil if no loaded
-// config uses webank_sign.
-func currentCache() *ticketCache {
-	var c *ticketCache
-	tickets.Range(func(_, v any) bool {
-		c = v.(*ticketCache)
-		return false
-	})
-	return c
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
 }
 
 var (

@@ -7,15 +7,44 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"go.uber.org/zap"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 func init() {
 	caddy.RegisterModule(App{})
-	httpcaddyfile.RegisterGlobalOption("webank_sign", parseGlobalOption)
+}
+
+// cachePool holds the process's one ticket cache. Configs' Apps
+// reference-count it, so the cache and every ticket in it survive a config
+// reload; it is closed when no loaded config uses webank_sign any more.
+var cachePool = caddy.NewUsagePool()
+
+const cachePoolKey = "tickets"
+
+const defaultCacheSize = 1024 // apps whose tickets are kept; more are refetched on use
+
+// pooledCache is the ticket cache as the pool holds it.
+type pooledCache struct{ *tickets.Cache }
+
+// Destruct closes the cache: the pool calls it when the last config using
+// it is unloaded.
+func (p pooledCache) Destruct() error {
+	p.Close()
+	return nil
+}
+
+// loadedCache returns the process's ticket cache, or nil if no loaded
+// config uses webank_sign. It serves the admin API, which belongs to no
+// config; handlers reach the cache through their config's App.
+func loadedCache() *tickets.Cache {
+	var c *tickets.Cache
+	cachePool.Range(func(_, v any) bool {
+		c = v.(pooledCache).Cache
+		return false
+	})
+	return c
 }
 
 // App holds what every webank_sign handler of a config shares: the
@@ -37,7 +66,7 @@ type App struct {
 	// sets it. Default: 1024.
 	CacheSize int `json:"cache_size,omitempty"`
 
-	cache  *ticketCache
+	cache  *tickets.Cache
 	claims *claims
 	size   int
 	logger *zap.Logger
@@ -73,13 +102,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.size = defaultCacheSize
 	}
 	a.logger = ctx.Logger()
-	val, _, err := tickets.LoadOrNew(ticketsPoolKey, func() (caddy.Destructor, error) {
-		return newTicketCache(a.size), nil
+	val, _, err := cachePool.LoadOrNew(cachePoolKey, func() (caddy.Destructor, error) {
+		return pooledCache{tickets.New(a.size, oauthClient{newOAuthClient()})}, nil
 	})
 	if err != nil {
 		return err
 	}
-	a.cache = val.(*ticketCache)
+	a.cache = val.(pooledCache).Cache
 	a.claims = &claims{secrets: make(map[string]appClaim)}
 	return nil
 }
@@ -87,7 +116,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 // Start sizes the ticket cache. It is not done at Provision, so that a
 // config that fails to load leaves the running one's cache alone.
 func (a *App) Start() error {
-	if n := a.cache.resize(a.size); n > 0 {
+	if n := a.cache.Resize(a.size); n > 0 {
 		a.logger.Warn("cache_size is smaller than the number of apps in use: the least recently used were evicted, and get their tickets back from storage when next used",
 			zap.Int("cache_size", a.size), zap.Int("evicted", n))
 	}
@@ -103,7 +132,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	a.cache = nil
-	_, err := tickets.Delete(ticketsPoolKey)
+	_, err := cachePool.Delete(cachePoolKey)
 	return err
 }
 
@@ -139,39 +168,6 @@ func (a *App) claim(appID, secret, place string) error {
 			appID, prev.place, place)
 	}
 	return nil
-}
-
-// parseGlobalOption sets up the app from the Caddyfile's global options:
-//
-//	webank_sign {
-//	    cache_size <n>
-//	}
-func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
-	app := new(App)
-	d.Next() // the option's name
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "cache_size":
-			if app.CacheSize != 0 {
-				return nil, d.Errf("cache_size already specified")
-			}
-			var arg string
-			if !d.Args(&arg) || d.NextArg() {
-				return nil, d.Errf("cache_size takes exactly one value")
-			}
-			n, err := strconv.Atoi(arg)
-			if err != nil || n <= 0 {
-				return nil, d.Errf("cache_size: %q is not a positive number", arg)
-			}
-			app.CacheSize = n
-		default:
-			return nil, d.Errf("unrecognized webank_sign global option %q", d.Val())
-		}
-	}
-	return httpcaddyfile.App{Name: "webank_sign", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
 // Interface guards

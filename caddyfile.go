@@ -3,14 +3,24 @@ package webanksign
 import (
 	"math"
 	"strconv"
-	"strings"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 )
+
+// This file holds every Caddyfile parser of the module: the webank_sign
+// and webank_sign_health directives and the webank_sign global option.
+// They check syntax only (how many values, repeats, unknown names) and
+// convert what the JSON holds in another type (a size to bytes); the
+// values themselves are checked once, at provision time (config.go), for
+// JSON configs alike, and those errors name the Caddyfile line too.
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("webank_sign", parseGlobalOption)
+}
 
 // parseCaddyfile sets up a handler from Caddyfile tokens. Syntax:
 //
@@ -31,6 +41,8 @@ import (
 //
 // Either app_id and secret, or one or more app lines, are required. Every
 // value but those of mode, photos and max_body_size accepts placeholders.
+// A literal duration, mode or photos value that is wrong is reported at
+// provision time, with this block's file and line.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
 	err := m.UnmarshalCaddyfile(h.Dispenser)
@@ -91,30 +103,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.BaseURL = val
 		case "version":
 			h.Version = val
-		case "refresh", "fetch_timeout":
-			// Check a literal now, for an error with a line number; a
-			// placeholder is checked once expanded, at provision time.
-			if !strings.Contains(val, "{") {
-				if dur, err := caddy.ParseDuration(val); err != nil || dur <= 0 {
-					return d.Errf("%s: %q is not a positive duration", key, val)
-				}
-			}
-			if key == "refresh" {
-				h.Refresh = val
-			} else {
-				h.FetchTimeout = val
-			}
+		case "refresh":
+			h.Refresh = val
+		case "fetch_timeout":
+			h.FetchTimeout = val
 		case "mode":
-			if val != modeQuery && val != modeJSON {
-				return d.Errf("mode: %q is not query or json", val)
-			}
 			h.Mode = val
 		case "photos":
-			if val != "allow" && val != "deny" {
-				return d.Errf("photos: %q is not allow or deny", val)
-			}
 			h.Photos = val
-		case "max_body_size":
+		case "max_body_size": // zero would mean the default in JSON: refused here
 			size, err := humanize.ParseBytes(val)
 			if err != nil || size == 0 || size > math.MaxInt64/2 {
 				return d.Errf("max_body_size: %q is not a size such as 1MiB", val)
@@ -128,4 +125,74 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("app cannot be combined with app_id and secret: give every app with an app line")
 	}
 	return nil
+}
+
+// parseHealthCaddyfile sets up the health handler. Syntax:
+//
+//	webank_sign_health [<matcher>] {
+//	    margin <duration>
+//	}
+func parseHealthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Health)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up h from Caddyfile tokens.
+func (h *Health) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "margin":
+			if h.Margin != "" {
+				return d.Err("margin already specified")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Margin = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseGlobalOption sets up the app from the Caddyfile's global options:
+//
+//	webank_sign {
+//	    cache_size <n>
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // the option's name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "cache_size":
+			if app.CacheSize != 0 {
+				return nil, d.Errf("cache_size already specified")
+			}
+			var arg string
+			if !d.Args(&arg) || d.NextArg() {
+				return nil, d.Errf("cache_size takes exactly one value")
+			}
+			n, err := strconv.Atoi(arg)
+			if err != nil || n <= 0 { // zero would mean the default in JSON
+				return nil, d.Errf("cache_size: %q is not a positive number", arg)
+			}
+			app.CacheSize = n
+		default:
+			return nil, d.Errf("unrecognized webank_sign global option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "webank_sign", Value: caddyconfig.JSON(app, nil)}, nil
 }

@@ -65,15 +65,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "repeated subdirective", input: "webank_sign {\n app_id A\n app_id B\n}", wantErr: "app_id already specified"},
 		{name: "missing value", input: "webank_sign {\n secret\n}", wantErr: "secret takes exactly one value, got 0"},
 		{name: "two values", input: "webank_sign {\n app_id A B\n}", wantErr: "app_id takes exactly one value, got 2"},
-		{name: "bad refresh", input: "webank_sign {\n refresh soon\n}", wantErr: `refresh: "soon" is not a positive duration`},
-		{name: "zero refresh", input: "webank_sign {\n refresh 0s\n}", wantErr: `refresh: "0s" is not a positive duration`},
-		{name: "negative fetch_timeout", input: "webank_sign {\n fetch_timeout -1s\n}", wantErr: `fetch_timeout: "-1s" is not a positive duration`},
 		{name: "retry_codes without codes", input: "webank_sign {\n retry_codes\n}", wantErr: "retry_codes needs at least one code"},
 		{name: "app without secret", input: "webank_sign {\n app IDA1\n}", wantErr: "app takes an app_id and a secret, got 1 values"},
 		{name: "app twice", input: "webank_sign {\n app IDA1 {env.A}\n app IDA1 {env.B}\n}", wantErr: "app IDA1 already specified"},
 		{name: "app and app_id", input: "webank_sign {\n app_id IDA1\n app IDA2 {env.B}\n}", wantErr: "app cannot be combined with app_id and secret"},
-		{name: "bad mode", input: "webank_sign {\n mode form\n}", wantErr: `mode: "form" is not query or json`},
-		{name: "bad photos", input: "webank_sign {\n photos strip\n}", wantErr: `photos: "strip" is not allow or deny`},
 		{name: "bad max_body_size", input: "webank_sign {\n max_body_size lots\n}", wantErr: `max_body_size: "lots" is not a size`},
 		{name: "zero max_body_size", input: "webank_sign {\n max_body_size 0\n}", wantErr: `max_body_size: "0" is not a size`},
 		{name: "proxy_hosts without hosts", input: "webank_sign {\n proxy_hosts\n}", wantErr: "proxy_hosts needs at least one host"},
@@ -97,6 +92,36 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			tt.want.Source = "Testfile:1"
 			if !reflect.DeepEqual(h, tt.want) {
 				t.Errorf("UnmarshalCaddyfile = %+v, want %+v", h, tt.want)
+			}
+		})
+	}
+}
+
+// TestCaddyfileValuesCheckedOnce checks that a wrong value in a Caddyfile
+// is refused by the one check every config goes through, at provision
+// time, and that the error still names the Caddyfile line.
+func TestCaddyfileValuesCheckedOnce(t *testing.T) {
+	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
+	const app = "webank_sign {\n app_id IDA1\n secret {env.WBS_TEST_SECRET}\n "
+	tests := []struct{ name, option, wantErr string }{
+		{"bad refresh", "refresh soon", `refresh: parsing "soon"`},
+		{"zero refresh", "refresh 0s", "refresh: must be at least 1s, not 0s"},
+		{"negative fetch_timeout", "fetch_timeout -1s", "fetch_timeout: must be positive, not -1s"},
+		{"bad mode", "mode form", `mode: "form" is not query or json`},
+		{"bad photos", "photos strip", `photos: "strip" is not allow or deny`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(app + tt.option + "\n}")); err != nil {
+				t.Fatalf("UnmarshalCaddyfile: %v, want the value left to provisioning", err)
+			}
+			err := provision(t, &h)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("provision error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), "Testfile:1") {
+				t.Errorf("error %q does not name the file and line", err)
 			}
 		})
 	}
@@ -222,8 +247,18 @@ func TestOneSecretPerApp(t *testing.T) {
 	if err := load(ctx, same); err != nil {
 		t.Fatalf("a second handler with the same secret (from another placeholder): %v", err)
 	}
-	if first.tenants[0].key != same.tenants[0].key {
-		t.Error("two handlers of one app do not share its cache entry")
+	app, err := ctx.App("webank_sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	for _, st := range app.(*App).cache.Status() {
+		if st.AppID == "IDA1" && st.BaseURL == "http://127.0.0.1:1" {
+			entries++
+		}
+	}
+	if entries != 1 {
+		t.Errorf("two handlers of one app are %d apps in the cache, want 1 (sharing its ticket)", entries)
 	}
 	otherURL := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "https://127.0.0.1:2"}
 	if err := load(ctx, otherURL); err != nil {
@@ -231,7 +266,7 @@ func TestOneSecretPerApp(t *testing.T) {
 	}
 	conflict := &Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_OTHER}"}},
 		BaseURL: "https://idasc.webank.com", Source: "Caddyfile:17"}
-	err := load(ctx, conflict)
+	err = load(ctx, conflict)
 	want := "app_id IDA1 is given one secret at Caddyfile:3 and another at Caddyfile:17"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("conflicting secret (at another base_url): error = %v, want one containing %q", err, want)
@@ -341,11 +376,11 @@ func TestProvisionDefaults(t *testing.T) {
 	if err := provision(t, &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.tenants[0].creds.secret != "s3cr3t-value" || h.Secret != "{env.WBS_TEST_SECRET}" {
+	if h.tenants[0].creds.Secret != "s3cr3t-value" || h.Secret != "{env.WBS_TEST_SECRET}" {
 		t.Errorf("secret not expanded into the unexported field only")
 	}
-	if h.tenants[0].creds.baseURL != "http://127.0.0.1:1" {
-		t.Errorf("base_url = %q, want the trailing slash trimmed", h.tenants[0].creds.baseURL)
+	if h.tenants[0].creds.BaseURL != "http://127.0.0.1:1" {
+		t.Errorf("base_url = %q, want the trailing slash trimmed", h.tenants[0].creds.BaseURL)
 	}
 	if h.version != defaultVersion || h.refresh != defaultRefresh || h.timeout != defaultFetchTimeout {
 		t.Errorf("defaults = %q %v %v", h.version, h.refresh, h.timeout)

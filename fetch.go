@@ -12,59 +12,64 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
-// This file fetches an access token and a SIGN ticket from WeBank's oauth2
-// endpoints and parses the answers. Its errors are written for operators and
+// This file is the ticket cache's Fetcher: it fetches an access token and a
+// SIGN ticket from WeBank's oauth2 endpoints (docs/protocol.md §2, §3) and
+// parses the answers. Its errors are written for operators and
 // clients alike: they say which step failed and how, and never carry the
 // secret, the token or the ticket (nor the token URL, whose query holds them).
 
 const (
 	oauthVersion = "1.0.0" // the version the oauth2 endpoints expect
 
-	// WeBank's documented maximum lifetimes. A longer expire_in is capped:
-	// the docs promise no more, and a huge value would disable expiry.
-	maxTokenLife  = 7200 * time.Second
-	maxTicketLife = 3600 * time.Second
-
 	maxOAuthBody = 64 << 10 // token and ticket answers are a few hundred bytes
 )
 
-// credentials identify an app at WeBank.
-type credentials struct {
-	appID   string
-	secret  string // never logged
-	baseURL string // without a trailing slash
+// fetchErr returns a *tickets.FetchError: its text must hold no secret.
+func fetchErr(step, class, msg string) error {
+	return &tickets.FetchError{Step: step, Class: class, Msg: msg}
 }
 
-// fetchError says why no ticket could be had. Its text is safe to show.
-type fetchError struct {
-	Step  string // "access token" or "SIGN ticket"
-	Class string // transport, timeout, http_status, code, malformed
-	Msg   string
+// oauthClient fetches tokens and tickets over HTTP: the tickets.Fetcher of
+// the process's ticket cache. Its errors are *tickets.FetchError.
+type oauthClient struct{ client *http.Client }
+
+// Token implements tickets.Fetcher.
+func (o oauthClient) Token(ctx context.Context, c tickets.Credentials) (string, time.Duration, error) {
+	return fetchToken(ctx, o.client, c)
 }
 
-func (e *fetchError) Error() string { return "fetching " + e.Step + ": " + e.Msg }
+// Ticket implements tickets.Fetcher.
+func (o oauthClient) Ticket(ctx context.Context, c tickets.Credentials, token string) (string, time.Duration, error) {
+	return fetchSignTicket(ctx, o.client, c, token)
+}
+
+// CloseIdleConnections closes the client's idle connections, when the
+// cache is closed.
+func (o oauthClient) CloseIdleConnections() { o.client.CloseIdleConnections() }
 
 // fetchToken gets a new access token and its life. WeBank invalidates the
 // app's previous token, and every ticket made from it, about a minute later.
-func fetchToken(ctx context.Context, client *http.Client, c credentials) (string, time.Duration, error) {
-	body, err := getBody(ctx, client, tokenStep, c.baseURL+"/api/oauth2/access_token", url.Values{
-		"app_id":     {c.appID},
-		"secret":     {c.secret},
+func fetchToken(ctx context.Context, client *http.Client, c tickets.Credentials) (string, time.Duration, error) {
+	body, err := getBody(ctx, client, tokenStep, c.BaseURL+"/api/oauth2/access_token", url.Values{
+		"app_id":     {c.AppID},
+		"secret":     {c.Secret},
 		"grant_type": {"client_credential"},
 		"version":    {oauthVersion},
 	})
 	if err != nil {
 		return "", 0, err
 	}
-	return parseTokenAnswer(body, c.secret)
+	return parseTokenAnswer(body, c.Secret)
 }
 
 // fetchSignTicket gets a SIGN ticket made with token, and its life.
-func fetchSignTicket(ctx context.Context, client *http.Client, c credentials, token string) (string, time.Duration, error) {
-	body, err := getBody(ctx, client, ticketStep, c.baseURL+"/api/oauth2/api_ticket", url.Values{
-		"app_id":       {c.appID},
+func fetchSignTicket(ctx context.Context, client *http.Client, c tickets.Credentials, token string) (string, time.Duration, error) {
+	body, err := getBody(ctx, client, ticketStep, c.BaseURL+"/api/oauth2/api_ticket", url.Values{
+		"app_id":       {c.AppID},
 		"access_token": {token},
 		"type":         {"SIGN"},
 		"version":      {oauthVersion},
@@ -72,7 +77,7 @@ func fetchSignTicket(ctx context.Context, client *http.Client, c credentials, to
 	if err != nil {
 		return "", 0, err
 	}
-	return parseTicketAnswer(body, c.secret, token)
+	return parseTicketAnswer(body, c.Secret, token)
 }
 
 const (
@@ -81,7 +86,7 @@ const (
 )
 
 // parseTokenAnswer reads the access_token endpoint's answer: the token and
-// its life, or a *fetchError that holds neither secret nor token.
+// its life, or a *tickets.FetchError that holds neither secret nor token.
 func parseTokenAnswer(body []byte, secret string) (string, time.Duration, error) {
 	var tok struct {
 		Code        json.RawMessage `json:"code"`
@@ -96,9 +101,9 @@ func parseTokenAnswer(body []byte, secret string) (string, time.Duration, error)
 		return "", 0, err
 	}
 	if tok.AccessToken == "" {
-		return "", 0, &fetchError{tokenStep, "malformed", "answer has no access_token"}
+		return "", 0, fetchErr(tokenStep, "malformed", "answer has no access_token")
 	}
-	life, err := parseExpireIn(tokenStep, tok.ExpireIn, maxTokenLife)
+	life, err := parseExpireIn(tokenStep, tok.ExpireIn, tickets.MaxTokenLife)
 	if err != nil {
 		return "", 0, err
 	}
@@ -106,7 +111,7 @@ func parseTokenAnswer(body []byte, secret string) (string, time.Duration, error)
 }
 
 // parseTicketAnswer reads the api_ticket endpoint's answer: the first
-// ticket and its life, or a *fetchError that holds no secret.
+// ticket and its life, or a *tickets.FetchError that holds no secret.
 func parseTicketAnswer(body []byte, secret, token string) (string, time.Duration, error) {
 	var tkt struct {
 		Code    json.RawMessage `json:"code"`
@@ -123,9 +128,9 @@ func parseTicketAnswer(body []byte, secret, token string) (string, time.Duration
 		return "", 0, err
 	}
 	if len(tkt.Tickets) == 0 || tkt.Tickets[0].Value == "" {
-		return "", 0, &fetchError{ticketStep, "malformed", "answer has no tickets[0].value"}
+		return "", 0, fetchErr(ticketStep, "malformed", "answer has no tickets[0].value")
 	}
-	life, err := parseExpireIn(ticketStep, tkt.Tickets[0].ExpireIn, maxTicketLife)
+	life, err := parseExpireIn(ticketStep, tkt.Tickets[0].ExpireIn, tickets.MaxTicketLife)
 	if err != nil {
 		return "", 0, err
 	}
@@ -134,7 +139,7 @@ func parseTicketAnswer(body []byte, secret, token string) (string, time.Duration
 
 func decodeObject(step string, body []byte, v any) error {
 	if json.Unmarshal(body, v) != nil {
-		return &fetchError{step, "malformed", "answer is not a JSON object"}
+		return fetchErr(step, "malformed", "answer is not a JSON object")
 	}
 	return nil
 }
@@ -144,29 +149,29 @@ func decodeObject(step string, body []byte, v any) error {
 func getBody(ctx context.Context, client *http.Client, step, endpoint string, query url.Values) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+query.Encode(), nil)
 	if err != nil {
-		return nil, &fetchError{step, "transport", "building request: " + redactURLError(err).Error()}
+		return nil, fetchErr(step, "transport", "building request: "+redactURLError(err).Error())
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, &fetchError{step, "timeout", "no answer in time"}
+			return nil, fetchErr(step, "timeout", "no answer in time")
 		}
-		return nil, &fetchError{step, "transport", redactURLError(err).Error()}
+		return nil, fetchErr(step, "transport", redactURLError(err).Error())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &fetchError{step, "http_status", "endpoint answered HTTP " + strconv.Itoa(resp.StatusCode)}
+		return nil, fetchErr(step, "http_status", "endpoint answered HTTP "+strconv.Itoa(resp.StatusCode))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOAuthBody+1))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, &fetchError{step, "timeout", "answer not complete in time"}
+			return nil, fetchErr(step, "timeout", "answer not complete in time")
 		}
-		return nil, &fetchError{step, "transport", "reading answer: " + redactURLError(err).Error()}
+		return nil, fetchErr(step, "transport", "reading answer: "+redactURLError(err).Error())
 	}
 	if len(body) > maxOAuthBody {
-		return nil, &fetchError{step, "malformed", "answer larger than 64 KiB"}
+		return nil, fetchErr(step, "malformed", "answer larger than 64 KiB")
 	}
 	return body, nil
 }
@@ -176,7 +181,7 @@ func getBody(ctx context.Context, client *http.Client, step, endpoint string, qu
 func checkCode(step string, raw json.RawMessage, msg string, secrets ...string) error {
 	code, ok := jsonScalar(raw)
 	if !ok {
-		return &fetchError{step, "malformed", "answer has no code"}
+		return fetchErr(step, "malformed", "answer has no code")
 	}
 	if code == "0" {
 		return nil
@@ -189,7 +194,7 @@ func checkCode(step string, raw json.RawMessage, msg string, secrets ...string) 
 	if len(msg) > 200 {
 		msg = msg[:200]
 	}
-	return &fetchError{step, "code", fmt.Sprintf("endpoint answered code %q: %s", code, strings.ToValidUTF8(msg, ""))}
+	return fetchErr(step, "code", fmt.Sprintf("endpoint answered code %q: %s", code, strings.ToValidUTF8(msg, "")))
 }
 
 // parseExpireIn reads expire_in, which WeBank sends as a number or a string of
@@ -201,14 +206,14 @@ func parseExpireIn(step string, raw json.RawMessage, max time.Duration) (time.Du
 	}
 	s, ok := jsonScalar(raw)
 	if !ok {
-		return 0, &fetchError{step, "malformed", "expire_in is not a number"}
+		return 0, fetchErr(step, "malformed", "expire_in is not a number")
 	}
 	secs, err := strconv.ParseFloat(s, 64)
 	if err != nil || secs != secs { // NaN
-		return 0, &fetchError{step, "malformed", "expire_in is not a number"}
+		return 0, fetchErr(step, "malformed", "expire_in is not a number")
 	}
 	if secs < 1 {
-		return 0, &fetchError{step, "malformed", "expire_in is not positive"}
+		return 0, fetchErr(step, "malformed", "expire_in is not positive")
 	}
 	if secs >= max.Seconds() {
 		return max, nil

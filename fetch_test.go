@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 func TestParseExpireIn(t *testing.T) {
@@ -113,8 +115,8 @@ func TestFetchErrorsHoldNoSecret(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _, err := fetchToken(ctx, newOAuthClient(), credentials{appID: tt.appID, secret: secret, baseURL: tt.base})
-			var fe *fetchError
+			_, _, err := fetchToken(ctx, newOAuthClient(), tickets.Credentials{AppID: tt.appID, Secret: secret, BaseURL: tt.base})
+			var fe *tickets.FetchError
 			if !errors.As(err, &fe) || fe.Class != tt.wantClass || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("fetchTicket error = %v, want class %s containing %q", err, tt.wantClass, tt.want)
 			}

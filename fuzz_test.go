@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 // The fuzz targets below run on their seeds with every `go test`; .ci/run
@@ -83,7 +85,7 @@ func FuzzOAuthAnswers(f *testing.F) {
 	const secret, token = "SECRET-x", "TOKEN-y"
 	check := func(t *testing.T, what, value string, life, max time.Duration, err error) {
 		if err != nil {
-			var fe *fetchError
+			var fe *tickets.FetchError
 			if !errors.As(err, &fe) {
 				t.Fatalf("%s: untyped error %v", what, err)
 			}
@@ -98,9 +100,9 @@ func FuzzOAuthAnswers(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, life, err := parseTokenAnswer(body, secret)
-		check(t, "token", v, life, maxTokenLife, err)
+		check(t, "token", v, life, tickets.MaxTokenLife, err)
 		v, life, err = parseTicketAnswer(body, secret, token)
-		check(t, "ticket", v, life, maxTicketLife, err)
+		check(t, "ticket", v, life, tickets.MaxTicketLife, err)
 	})
 }
 
@@ -118,7 +120,7 @@ func FuzzServeHTTPQuery(f *testing.F) {
 		f.Add(seed)
 	}
 	h, _ := newTestHandler(f)
-	warm, err := h.cache.ticket(context.Background(), h.tenants[0].key)
+	warm, err := h.tenants[0].tickets.Ticket(context.Background())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func FuzzServeHTTPQuery(f *testing.F) {
 			if _, err := checkOrderNo(q["order_no"]); err != nil || q.Get("app_id") != testAppID || len(q.Get("nonce")) != nonceLen {
 				t.Fatalf("forwarded %q: bad order_no, app_id or nonce", r.URL.RawQuery)
 			}
-			want := referenceSign(q.Get("app_id"), q.Get("order_no"), q.Get("version"), warm.value, q.Get("nonce"))
+			want := referenceSign(q.Get("app_id"), q.Get("order_no"), q.Get("version"), warm.Value(), q.Get("nonce"))
 			if q.Get("sign") != want {
 				t.Fatalf("forwarded %q with a wrong sign", r.URL.RawQuery)
 			}

@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 func init() {
@@ -38,6 +40,7 @@ type Health struct {
 	Margin string `json:"margin,omitempty"`
 
 	margin time.Duration
+	cache  *tickets.Cache
 }
 
 // CaddyModule returns the Caddy module information.
@@ -49,7 +52,7 @@ func (Health) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets up h.
-func (h *Health) Provision(caddy.Context) error {
+func (h *Health) Provision(ctx caddy.Context) error {
 	h.margin = defaultHealthMargin
 	if h.Margin != "" {
 		d, err := caddy.ParseDuration(h.Margin)
@@ -58,111 +61,29 @@ func (h *Health) Provision(caddy.Context) error {
 		}
 		h.margin = d
 	}
+	app, err := ctx.App("webank_sign")
+	if err != nil {
+		return fmt.Errorf("loading the webank_sign app: %w", err)
+	}
+	h.cache = app.(*App).cache
 	return nil
-}
-
-// appHealth is one app's line in the answer.
-type appHealth struct {
-	AppID         string  `json:"app_id"`
-	BaseURL       string  `json:"base_url"`
-	Ready         bool    `json:"ready"`
-	RemainingLife float64 `json:"remaining_life_seconds"`
-	Reason        string  `json:"reason,omitempty"`
 }
 
 // ServeHTTP answers the health check; it never calls next.
 func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	c := currentCache()
-	if c == nil {
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"status": "unavailable", "reason": "no webank_sign handler is configured", "apps": []appHealth{}})
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	apps := []appHealth{}
-	ready := true
-	for _, key := range c.keys() {
-		cfg, ok := c.app(key)
-		if !ok {
-			continue
-		}
-		a := appHealth{AppID: cfg.creds.appID, BaseURL: cfg.creds.baseURL}
-		e := c.peek(key)
-		if e == nil && !c.hasRoom() {
-			// Evicted, or never used, with the cache full: loading it here
-			// would evict another app, on every probe. It is loaded, from
-			// storage first, when a request needs it.
-			a.Ready, a.Reason = true, "not kept in memory (see cache_size): its ticket is loaded when a request needs it"
-			apps = append(apps, a)
-			continue
-		}
-		var t *ticket
-		var err error
-		if e != nil {
-			if cur := e.cur.Load(); cur != nil && c.now().Before(cur.expires) {
-				t = cur // read without marking the app used: probes do not keep apps in memory
-			}
-		}
-		if t == nil {
-			t, err = c.ticket(ctx, key)
-		}
-		switch {
-		case err != nil:
-			a.Reason = "no ticket: " + err.Error()
-		case t.expires.Sub(c.now()) <= h.margin:
-			a.RemainingLife = t.expires.Sub(c.now()).Seconds()
-			a.Reason = fmt.Sprintf("the ticket has %v left, not more than the margin %v",
-				t.expires.Sub(c.now()).Round(time.Second), h.margin)
-		default:
-			a.Ready, a.RemainingLife = true, t.expires.Sub(c.now()).Seconds()
-		}
-		ready = ready && a.Ready
-		apps = append(apps, a)
+	apps := h.cache.Readiness(ctx, h.margin)
+	if len(apps) == 0 {
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "unavailable", "reason": "no webank_sign handler is configured", "apps": apps})
 	}
-	if !ready {
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "apps": apps})
+	for _, a := range apps {
+		if !a.Ready {
+			return writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "apps": apps})
+		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "apps": apps})
-}
-
-// parseHealthCaddyfile sets up the health handler. Syntax:
-//
-//	webank_sign_health [<matcher>] {
-//	    margin <duration>
-//	}
-func parseHealthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(Health)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
-}
-
-// UnmarshalCaddyfile sets up h from Caddyfile tokens.
-func (h *Health) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "margin":
-			if h.Margin != "" {
-				return d.Err("margin already specified")
-			}
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Margin = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if dur, err := caddy.ParseDuration(h.Margin); err != nil || dur < 0 {
-				return d.Errf("margin: %q is not a duration", h.Margin)
-			}
-		default:
-			return d.Errf("unrecognized subdirective %q", d.Val())
-		}
-	}
-	return nil
 }
 
 // Interface guards

@@ -20,19 +20,6 @@ const (
 	fieldSign    = "sign"
 )
 
-// The client errors a JSON body can have.
-var (
-	errBodyMissing    = &queryError{400, "body_missing", "the request has no body: this API takes a JSON object"}
-	errBodyMalformed  = &queryError{400, "body_malformed", "the body is not one well-formed JSON object"}
-	errBodyKeyRepeat  = &queryError{400, "body_key_repeated", "the body has a key more than once"}
-	errBodyOrderNo    = &queryError{400, "order_no_missing", "orderNo is required"}
-	errBodyOrderEmpty = &queryError{400, "order_no_empty", "orderNo is empty"}
-	errBodyOrderType  = &queryError{400, "order_no_invalid", "orderNo must be a JSON string"}
-	errBodyOrderLong  = &queryError{400, "order_no_too_long", "orderNo is longer than 32 characters"}
-	errBodyOrderChars = &queryError{400, "order_no_invalid", "orderNo may only contain letters, digits, '_' and '-'"}
-	errBodyAppIDType  = &queryError{400, "app_id_invalid", "appId must be a JSON string"}
-)
-
 // field is one top-level member of a JSON object: its name, decoded, and its
 // value as the client wrote it.
 type field struct {
@@ -50,7 +37,7 @@ type checkedBody struct {
 
 // parseBody parses and checks a client's JSON body: one object, no key
 // twice, a usable orderNo, and an appId, if any, that is a string. It
-// returns the checked body or a *queryError.
+// returns the checked body or a *refusal.
 func parseBody(data []byte) (checkedBody, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return checkedBody{}, errBodyMissing

@@ -149,9 +149,9 @@ func FuzzBodyRewrite(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := parseBody(data)
 		if err != nil {
-			var qe *queryError
+			var qe *refusal
 			if !errors.As(err, &qe) {
-				t.Fatalf("parseBody(%q) error %v is not a *queryError", data, err)
+				t.Fatalf("parseBody(%q) error %v is not a *refusal", data, err)
 			}
 			return
 		}

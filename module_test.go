@@ -12,6 +12,11 @@ import (
 	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
+const (
+	testAppID  = "IDAUNIT1"
+	testSecret = "unit-secret"
+)
+
 // scriptedNext is a next handler that answers the attempts of a request in
 // turn from a script, and records what it was sent.
 type scriptedNext struct {

@@ -255,7 +255,7 @@ func checkRewrite(t *testing.T, raw string) {
 	const nonce, sig = "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T", "993D057C652D97FD90D5D298F2E5DC4B8D893CBC"
 	wantOrderNo, want, wantErr := referenceRewrite(raw, appID, version, nonce, sig)
 	q, err := clientQueryFor(raw, appID)
-	if err != wantErr { // the same *queryError, so the same status and code
+	if err != wantErr { // the same *refusal, so the same status and code
 		t.Fatalf("clientQuery(%q) error = %v, want %v", raw, err, wantErr)
 	}
 	if err != nil {

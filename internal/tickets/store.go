@@ -1,4 +1,4 @@
-package webanksign
+package tickets
 
 import (
 	"context"
@@ -62,10 +62,10 @@ type ticketStore struct {
 	aead     cipher.AEAD
 }
 
-func newTicketStore(storage certmagic.Storage, c credentials) (*ticketStore, error) {
-	sum := sha256.Sum256([]byte(c.baseURL))
+func newTicketStore(storage certmagic.Storage, c Credentials) (*ticketStore, error) {
+	sum := sha256.Sum256([]byte(c.BaseURL))
 	base := hex.EncodeToString(sum[:8])
-	key, err := hkdf.Key(sha256.New, []byte(c.secret), []byte("caddy-webanksign ticket record"), c.appID+"\x00"+c.baseURL, 32)
+	key, err := hkdf.Key(sha256.New, []byte(c.Secret), []byte("caddy-webanksign ticket record"), c.AppID+"\x00"+c.BaseURL, 32)
 	if err != nil {
 		return nil, fmt.Errorf("deriving the record key: %w", err)
 	}
@@ -79,8 +79,8 @@ func newTicketStore(storage certmagic.Storage, c credentials) (*ticketStore, err
 	}
 	return &ticketStore{
 		storage:  storage,
-		key:      "webank_sign/" + c.appID + "/" + base + ".ticket",
-		lockName: "webank_sign_" + c.appID + "_" + base,
+		key:      "webank_sign/" + c.AppID + "/" + base + ".ticket",
+		lockName: "webank_sign_" + c.AppID + "_" + base,
 		aead:     aead,
 	}, nil
 }
@@ -167,4 +167,33 @@ func (s *ticketStore) open(b []byte) (storedRecord, error) {
 		return storedRecord{}, errors.New("sealed content is not a ticket record")
 	}
 	return rec, nil
+}
+
+// record is t's token and t as they are kept in storage; with t nil, the
+// token alone.
+func record(tok *accessToken, t *Ticket) storedRecord {
+	r := storedRecord{Token: tok.value, TokenFetched: tok.fetched, TokenLifeMS: tok.life.Milliseconds(), Gen: tok.gen, By: tok.by}
+	if t != nil {
+		r.Ticket, r.TicketFetched, r.TicketLifeMS = t.value, t.fetched, t.life.Milliseconds()
+	}
+	return r
+}
+
+// token returns the record's access token, its life capped at WeBank's
+// maximum.
+func (r storedRecord) token() *accessToken {
+	return &accessToken{
+		value: r.Token, gen: r.Gen, by: r.By, fetched: r.TokenFetched,
+		life: min(time.Duration(r.TokenLifeMS)*time.Millisecond, MaxTokenLife),
+	}
+}
+
+// ticket returns the record's ticket, made with tok (the record's token, or
+// the same token as the entry knows it), or nil if the record has none.
+func (r storedRecord) ticket(tok *accessToken, refresh time.Duration) *Ticket {
+	if r.Ticket == "" {
+		return nil
+	}
+	life := min(time.Duration(r.TicketLifeMS)*time.Millisecond, MaxTicketLife)
+	return newTicket(r.Ticket, r.TicketFetched, life, tok, refresh)
 }

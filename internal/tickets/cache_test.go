@@ -1,4 +1,4 @@
-package webanksign
+package tickets
 
 import (
 	"context"
@@ -13,40 +13,14 @@ import (
 	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
-const (
-	testAppID  = "IDAUNIT1"
-	testSecret = "unit-secret"
-)
-
-// testClock is a clock that moves only when told to.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // cacheFixture is a ticket cache on an injected clock, registered for one
 // app, in front of a fake WeBank on the same clock. The background
 // refresher is off: tests call dueKeys and refreshScheduled themselves.
 type cacheFixture struct {
 	clock *testClock
 	fake  *webanktest.Server
-	cache *ticketCache
+	cache *Cache
+	h     *Handle
 	key   string
 }
 
@@ -57,18 +31,18 @@ func newCacheFixture(t *testing.T, opts webanktest.Options) *cacheFixture {
 	opts.Now = clock.Now
 	fake := webanktest.NewServer(opts)
 	t.Cleanup(fake.Close)
-	c := newTicketCache(16)
-	c.now = clock.Now
-	c.jitter = func(d time.Duration) time.Duration { return d } // backoffs at their upper bound
-	c.autoRefresh = false
-	t.Cleanup(func() { _ = c.Destruct() })
-	creds := credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL}
-	key := appKey(creds)
-	c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second, logger: zaptest.NewLogger(t)})
-	return &cacheFixture{clock, fake, c, key}
+	c := newTestCache(t, 16, clock)
+	h, err := c.Register(Config{
+		Credentials: Credentials{AppID: testAppID, Secret: testSecret, BaseURL: fake.URL},
+		Refresh:     testRefresh, Timeout: 5 * time.Second, Logger: zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cacheFixture{clock, fake, c, h, h.key}
 }
 
-func (f *cacheFixture) ticket(t *testing.T) *ticket {
+func (f *cacheFixture) ticket(t *testing.T) *Ticket {
 	t.Helper()
 	tk, err := f.cache.ticket(context.Background(), f.key)
 	if err != nil {
@@ -175,7 +149,7 @@ func TestCacheRefreshFailure(t *testing.T) {
 	f.clock.Advance(first.expires.Sub(f.clock.Now()))
 	calls := f.fake.TokenCalls()
 	_, err := f.cache.ticket(context.Background(), f.key)
-	var fe *fetchError
+	var fe *FetchError
 	if !errors.As(err, &fe) || fe.Class != "http_status" {
 		t.Fatalf("ticket after expiry = %v, want the fetch error", err)
 	}
@@ -205,7 +179,7 @@ func TestCacheStampedeFetchesOnce(t *testing.T) {
 	f.fake.SetFault(webanktest.TokenEndpoint, webanktest.Fault{Delay: 200 * time.Millisecond})
 	const n = 100
 	var wg sync.WaitGroup
-	got := make([]*ticket, n)
+	got := make([]*Ticket, n)
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
@@ -239,7 +213,7 @@ func TestCacheWaiterGivingUpDoesNotCancelFetch(t *testing.T) {
 func TestCacheInvalidate(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
 	t1 := f.ticket(t)
-	if !f.cache.invalidate(f.key, t1) {
+	if !f.h.Invalidate(t1) {
 		t.Fatal("invalidate(t1) = false, want true")
 	}
 	t2 := f.ticket(t)
@@ -247,17 +221,17 @@ func TestCacheInvalidate(t *testing.T) {
 	if t2.value == t1.value {
 		t.Fatal("invalidated ticket served again")
 	}
-	if !f.cache.invalidate(f.key, t1) {
+	if !f.h.Invalidate(t1) {
 		t.Error("invalidate of an already replaced ticket = false, want true (retry with the new one)")
 	}
-	if f.cache.invalidate(f.key, t2) {
+	if f.h.Invalidate(t2) {
 		t.Error("a second drop within the guard interval was allowed")
 	}
 	if f.ticket(t) != t2 {
 		t.Error("refused drop still dropped the ticket")
 	}
 	f.clock.Advance(minForcedInterval)
-	if !f.cache.invalidate(f.key, t2) {
+	if !f.h.Invalidate(t2) {
 		t.Error("drop after the guard interval refused")
 	}
 	f.ticket(t)
@@ -277,7 +251,7 @@ func TestCacheRegistration(t *testing.T) {
 	}
 	f.ticket(t)
 	f.cache.unregister(f.key, second)
-	if got, _ := f.cache.app(f.key); got.refresh != defaultRefresh {
+	if got, _ := f.cache.app(f.key); got.refresh != testRefresh {
 		t.Errorf("after the latest handler left, refresh = %v, want the remaining handler's", got.refresh)
 	}
 	f.ticket(t) // still registered once
@@ -285,29 +259,29 @@ func TestCacheRegistration(t *testing.T) {
 	f.cache.unregister(f.key, second) // twice: no effect
 	f.ticket(t)
 	f.cache.unregister(f.key, first)
-	if _, err := f.cache.ticket(context.Background(), f.key); !errors.Is(err, errNotRegistered) {
-		t.Errorf("ticket after the last unregister = %v, want errNotRegistered", err)
+	if _, err := f.cache.ticket(context.Background(), f.key); !errors.Is(err, ErrNotRegistered) {
+		t.Errorf("ticket after the last unregister = %v, want ErrNotRegistered", err)
 	}
 }
 
 func TestAppKey(t *testing.T) {
-	base := credentials{appID: "IDA1", secret: "s1", baseURL: "https://a"}
-	for _, other := range []credentials{
-		{appID: "IDA2", secret: "s1", baseURL: "https://a"},
-		{appID: "IDA1", secret: "s2", baseURL: "https://a"},
-		{appID: "IDA1", secret: "s1", baseURL: "https://b"},
+	base := Credentials{AppID: "IDA1", Secret: "s1", BaseURL: "https://a"}
+	for _, other := range []Credentials{
+		{AppID: "IDA2", Secret: "s1", BaseURL: "https://a"},
+		{AppID: "IDA1", Secret: "s2", BaseURL: "https://a"},
+		{AppID: "IDA1", Secret: "s1", BaseURL: "https://b"},
 	} {
 		if appKey(other) == appKey(base) {
-			t.Errorf("appKey(%v) = appKey(%v)", other.appID+" "+other.baseURL, base.appID+" "+base.baseURL)
+			t.Errorf("appKey(%v) = appKey(%v)", other.AppID+" "+other.BaseURL, base.AppID+" "+base.BaseURL)
 		}
 	}
-	if appKey(base) != appKey(credentials{appID: "IDA1", secret: "s1", baseURL: "https://a"}) {
+	if appKey(base) != appKey(Credentials{AppID: "IDA1", Secret: "s1", BaseURL: "https://a"}) {
 		t.Error("appKey is not stable")
 	}
 }
 
 // The refresher goroutine, on real time, replaces a short-lived ticket by
-// itself, and Destruct stops it and every fetch.
+// itself, and Close stops it and every fetch.
 func TestCacheRefresherRunsAndStops(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	fake := webanktest.NewServer(webanktest.Options{
@@ -315,8 +289,8 @@ func TestCacheRefresherRunsAndStops(t *testing.T) {
 		TokenTTL: 2 * time.Second, TicketTTL: 2 * time.Second,
 	})
 	defer fake.Close()
-	c := newTicketCache(16)
-	creds := credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL}
+	c := New(16, new(testFetcher))
+	creds := Credentials{AppID: testAppID, Secret: testSecret, BaseURL: fake.URL}
 	key := appKey(creds)
 	c.register(key, appConfig{creds: creds, refresh: 200 * time.Millisecond, timeout: 5 * time.Second, logger: zaptest.NewLogger(t)})
 	first, err := c.ticket(context.Background(), key)
@@ -336,9 +310,7 @@ func TestCacheRefresherRunsAndStops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := c.Destruct(); err != nil {
-		t.Errorf("Destruct: %v", err)
-	}
+	c.Close()
 	// goleak (deferred) fails the test if the refresher or a fetch lives on.
 }
 
@@ -347,15 +319,14 @@ func TestCacheRefresherRunsAndStops(t *testing.T) {
 // lock-free path looks it up again instead of trusting a ticket no longer
 // kept current.
 func TestEntryGoneOnEviction(t *testing.T) {
-	c := newTicketCache(1)
-	t.Cleanup(func() { _ = c.Destruct() })
+	c := newTestCache(t, 1, nil)
 	first := c.entry("app-1")
 	c.entry("app-2") // evicts app-1: the cache holds one app
 	if !first.gone.Load() {
 		t.Error("the evicted entry is not marked gone")
 	}
 	second := c.peek("app-2")
-	cfg := appConfig{creds: credentials{appID: "IDA2"}}
+	cfg := appConfig{creds: Credentials{AppID: "IDA2"}}
 	reg := c.register("app-2", cfg)
 	c.unregister("app-2", reg)
 	if !second.gone.Load() || c.peek("app-2") != nil {
@@ -373,7 +344,7 @@ func TestInvalidateCappedTicket(t *testing.T) {
 	if capped := e.cur.Load(); capped == t1 || capped.value != t1.value {
 		t.Fatal("learning a newer token did not cap the current ticket")
 	}
-	if !f.cache.invalidate(f.key, t1) || e.cur.Load() != nil {
+	if !f.h.Invalidate(t1) || e.cur.Load() != nil {
 		t.Error("the capped copy of the rejected ticket was not dropped")
 	}
 }
@@ -386,7 +357,7 @@ func TestInstallCapsTicketOfOlderToken(t *testing.T) {
 	e := new(entry)
 	newest := &accessToken{value: "new", gen: 5, fetched: now, life: 2 * time.Hour}
 	e.learnToken(newest)
-	old := newTicket("old-ticket", now, time.Hour, &accessToken{value: "old", gen: 4, fetched: now, life: 2 * time.Hour}, defaultRefresh)
+	old := newTicket("old-ticket", now, time.Hour, &accessToken{value: "old", gen: 4, fetched: now, life: 2 * time.Hour}, testRefresh)
 	got := e.install(old)
 	if got.value != "old-ticket" || got.expires.After(retireAt(newest)) {
 		t.Errorf("installed until %v, want at most %v", got.expires.Sub(now), retireAt(newest).Sub(now))

@@ -1,4 +1,4 @@
-package webanksign
+package tickets
 
 import (
 	"context"
@@ -18,10 +18,11 @@ import (
 // evictionFixture is a cache of two apps' room, without storage, in front
 // of a fake WeBank that knows three apps.
 type evictionFixture struct {
-	clock *testClock
-	fake  *webanktest.Server
-	cache *ticketCache
-	keys  []string
+	clock   *testClock
+	fake    *webanktest.Server
+	cache   *Cache
+	handles []*Handle
+	keys    []string
 }
 
 func newEvictionFixture(t *testing.T) *evictionFixture {
@@ -30,17 +31,18 @@ func newEvictionFixture(t *testing.T) *evictionFixture {
 	apps := map[string]string{"IDAEV1": "s1", "IDAEV2": "s2", "IDAEV3": "s3"}
 	fake := webanktest.NewServer(webanktest.Options{Apps: apps, Now: clock.Now})
 	t.Cleanup(fake.Close)
-	c := newTicketCache(2)
-	c.now = clock.Now
-	c.jitter = func(d time.Duration) time.Duration { return d }
-	c.autoRefresh = false
-	t.Cleanup(func() { _ = c.Destruct() })
+	c := newTestCache(t, 2, clock)
 	f := &evictionFixture{clock: clock, fake: fake, cache: c}
 	for i := 1; i <= 3; i++ {
-		creds := credentials{appID: fmt.Sprintf("IDAEV%d", i), secret: fmt.Sprintf("s%d", i), baseURL: fake.URL}
-		key := appKey(creds)
-		c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second, logger: zaptest.NewLogger(t)})
-		f.keys = append(f.keys, key)
+		h, err := c.Register(Config{
+			Credentials: Credentials{AppID: fmt.Sprintf("IDAEV%d", i), Secret: fmt.Sprintf("s%d", i), BaseURL: fake.URL},
+			Refresh:     testRefresh, Timeout: 5 * time.Second, Logger: zaptest.NewLogger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.handles = append(f.handles, h)
+		f.keys = append(f.keys, h.key)
 	}
 	return f
 }
@@ -56,16 +58,14 @@ func TestEvictionFollowsRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Requests for busy, as the handler's hot path serves them.
-	h := &Handler{cache: f.cache}
-	tn := &tenant{key: busy}
+	// Requests for busy, by the lock-free path.
 	for range 3 {
 		f.clock.Advance(2 * time.Second)
-		if h.cachedTicket(tn) == nil {
+		if f.handles[0].cached() == nil {
 			t.Fatal("no cached ticket for the busy app")
 		}
 	}
-	evicted0 := counterValue(t, metrics.evictions)
+	evicted0 := counterValue(t, f.cache.metrics.evictions)
 	if _, err := f.cache.ticket(context.Background(), third); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestEvictionFollowsRequests(t *testing.T) {
 		t.Errorf("after a third app: busy in cache %v, idle in cache %v; want the idle one evicted",
 			f.cache.peek(busy) != nil, f.cache.peek(idle) != nil)
 	}
-	if got := counterValue(t, metrics.evictions) - evicted0; got != 1 {
+	if got := counterValue(t, f.cache.metrics.evictions) - evicted0; got != 1 {
 		t.Errorf("evictions counted: %v, want 1", got)
 	}
 }

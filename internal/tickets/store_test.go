@@ -1,4 +1,4 @@
-package webanksign
+package tickets
 
 import (
 	"bytes"
@@ -66,7 +66,8 @@ func (s *flakyStorage) Lock(ctx context.Context, name string) error {
 // sidecar is one ticket cache on the shared clock and storage, as one Caddy
 // process of a fleet would have, with its logs observed.
 type sidecar struct {
-	cache *ticketCache
+	cache *Cache
+	h     *Handle
 	key   string
 	logs  *observer.ObservedLogs
 }
@@ -77,7 +78,7 @@ type fleetFixture struct {
 	clock   *testClock
 	fake    *webanktest.Server
 	storage *flakyStorage
-	creds   credentials
+	creds   Credentials
 }
 
 func newFleetFixture(t *testing.T) *fleetFixture {
@@ -89,36 +90,30 @@ func newFleetFixture(t *testing.T) *fleetFixture {
 		clock:   clock,
 		fake:    fake,
 		storage: &flakyStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}},
-		creds:   credentials{appID: testAppID, secret: testSecret, baseURL: fake.URL},
+		creds:   Credentials{AppID: testAppID, Secret: testSecret, BaseURL: fake.URL},
 	}
 }
 
 func (f *fleetFixture) sidecar(t *testing.T) *sidecar {
 	t.Helper()
-	return f.sidecarWithSecret(t, f.creds.secret)
+	return f.sidecarWithSecret(t, f.creds.Secret)
 }
 
 func (f *fleetFixture) sidecarWithSecret(t *testing.T, secret string) *sidecar {
 	t.Helper()
-	c := newTicketCache(16)
-	c.now = f.clock.Now
-	c.jitter = func(d time.Duration) time.Duration { return d }
-	c.autoRefresh = false
-	t.Cleanup(func() { _ = c.Destruct() })
+	c := newTestCache(t, 16, f.clock)
 	creds := f.creds
-	creds.secret = secret
-	store, err := newTicketStore(f.storage, creds)
+	creds.Secret = secret
+	core, logs := observer.New(zapcore.DebugLevel)
+	h, err := c.Register(Config{Credentials: creds, Refresh: testRefresh, Timeout: 5 * time.Second,
+		Storage: f.storage, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, logs := observer.New(zapcore.DebugLevel)
-	key := appKey(creds)
-	c.register(key, appConfig{creds: creds, refresh: defaultRefresh, timeout: 5 * time.Second,
-		store: store, poll: maxStoragePoll, logger: zap.New(core)})
-	return &sidecar{c, key, logs}
+	return &sidecar{c, h, h.key, logs}
 }
 
-func (s *sidecar) ticket(t *testing.T) *ticket {
+func (s *sidecar) ticket(t *testing.T) *Ticket {
 	t.Helper()
 	tk, err := s.cache.ticket(context.Background(), s.key)
 	if err != nil {
@@ -138,7 +133,7 @@ func (f *fleetFixture) wantCalls(t *testing.T, tokens, tickets int64) {
 }
 
 func TestSealedRecord(t *testing.T) {
-	creds := credentials{appID: "IDA1", secret: "secret-1", baseURL: "https://h"}
+	creds := Credentials{AppID: "IDA1", Secret: "secret-1", BaseURL: "https://h"}
 	st, err := newTicketStore(&certmagic.FileStorage{Path: t.TempDir()}, creds)
 	if err != nil {
 		t.Fatal(err)
@@ -159,8 +154,8 @@ func TestSealedRecord(t *testing.T) {
 		t.Fatalf("open(seal(rec)) = %+v, %v; want %+v", got, err, rec)
 	}
 
-	other, _ := newTicketStore(st.storage, credentials{appID: "IDA1", secret: "secret-2", baseURL: "https://h"})
-	otherApp, _ := newTicketStore(st.storage, credentials{appID: "IDA2", secret: "secret-1", baseURL: "https://h"})
+	other, _ := newTicketStore(st.storage, Credentials{AppID: "IDA1", Secret: "secret-2", BaseURL: "https://h"})
+	otherApp, _ := newTicketStore(st.storage, Credentials{AppID: "IDA2", Secret: "secret-1", BaseURL: "https://h"})
 	flipped := bytes.Clone(sealed)
 	flipped[len(flipped)-5] ^= 1
 	tests := []struct {
@@ -232,7 +227,7 @@ func TestFleetFetchesOncePerPeriod(t *testing.T) {
 	race(func(s *sidecar) { s.ticket(t) })
 	f.wantCalls(t, 1, 1)
 	for period := 2; period <= 4; period++ {
-		f.clock.Advance(defaultRefresh)
+		f.clock.Advance(testRefresh)
 		race(func(s *sidecar) { s.cache.refreshScheduled(s.key) })
 		f.wantCalls(t, int64(period), int64(period))
 		gen := fleet[0].ticket(t).token.gen
@@ -251,7 +246,7 @@ func TestPeerTicketAdoptedByPoll(t *testing.T) {
 	a, b := f.sidecar(t), f.sidecar(t)
 	old := a.ticket(t)
 	b.ticket(t)
-	if !a.cache.invalidate(a.key, old) {
+	if !a.h.Invalidate(old) {
 		t.Fatal("invalidate refused")
 	}
 	fresh := a.ticket(t)
@@ -275,7 +270,7 @@ func TestRejectedTicketNotReadopted(t *testing.T) {
 	f := newFleetFixture(t)
 	s := f.sidecar(t)
 	old := s.ticket(t)
-	s.cache.invalidate(s.key, old)
+	s.h.Invalidate(old)
 	if got := s.ticket(t); got.value == old.value {
 		t.Fatal("the rejected ticket came back from storage")
 	}
@@ -291,7 +286,7 @@ func TestUnopenableRecordReplaced(t *testing.T) {
 			ctx := context.Background()
 			now := f.clock.Now()
 			foreign := f.creds
-			foreign.secret = "an-old-secret"
+			foreign.Secret = "an-old-secret"
 			other, _ := newTicketStore(f.storage, foreign)
 			rec := storedRecord{Token: "T", TokenFetched: now, TokenLifeMS: 7200000, Gen: 9, Ticket: "K", TicketFetched: now, TicketLifeMS: 3600000}
 			if err := other.save(ctx, rec); err != nil {
@@ -337,7 +332,7 @@ func TestStorageFailureDegradesAndRecovers(t *testing.T) {
 	for range 5 {
 		s.ticket(t) // the request path does not touch storage
 	}
-	f.clock.Advance(defaultRefresh)
+	f.clock.Advance(testRefresh)
 	s.cache.refreshScheduled(s.key)
 	f.wantCalls(t, 2, 2)
 	f.clock.Advance(maxStoragePoll)
@@ -368,7 +363,7 @@ func TestStorageFailureDegradesAndRecovers(t *testing.T) {
 func TestTicketStepFailureKeepsNewToken(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
 	old := f.ticket(t)
-	f.clock.Advance(defaultRefresh)
+	f.clock.Advance(testRefresh)
 	f.fake.SetFault(webanktest.TicketEndpoint, webanktest.Fault{Status: 500})
 	f.cache.refreshScheduled(f.key)
 	if f.fake.TokenCalls() != 2 || f.fake.TicketCalls() != 2 {

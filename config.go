@@ -1,0 +1,335 @@
+package webanksign
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
+)
+
+// This file turns a Handler's options into the values it runs with. The
+// rule for where a check lives: the Caddyfile parser checks only syntax
+// (how many values, repeats, unknown names); Provision expands placeholders
+// and parses each value here, failing on one it cannot read; Validate then
+// checks the parsed values against their limits. Each rule is written once.
+
+const (
+	defaultBaseURL      = "https://idasc.webank.com"
+	defaultVersion      = "1.0.0"
+	defaultRefresh      = 20 * time.Minute // WeBank asks for a new token about every 20 minutes
+	defaultFetchTimeout = 10 * time.Second
+)
+
+// WeBank's answers taken to mean "this ticket (or its access token) is no
+// longer valid": Tencent's FAQ gives 400101 for a used or expired ticket,
+// and public clients treat 15 so; neither is documented for a stale SIGN
+// ticket as such (docs/protocol.md §10).
+var defaultRetryCodes = []string{"15", "400101"}
+
+// The request shapes; see Handler.Mode.
+const (
+	modeQuery = "query"
+	modeJSON  = "json"
+)
+
+// jsonAPIs are the paths of WeBank's APIs signed over a JSON body; see the
+// protocol notes, section 6.
+var jsonAPIs = map[string]bool{
+	"/api/v2/base/queryfacerecord": true,
+	"/api/server/getOcrCertId":     true,
+	"/api/paas/easyface":           true,
+	"/api/paas/idcardocrapp":       true,
+}
+
+const defaultMaxBodySize = 1 << 20
+
+var (
+	// WeBank's app IDs are short (IDA + 5 digits, TIDA + 4); secrets are 64
+	// characters. An app_id that long is a secret in the wrong place.
+	appIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+	versionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+)
+
+// expandFunc expands the placeholders of an option's value, or returns def
+// for an empty one. Its errors name the option, never the value.
+type expandFunc func(option, val, def string) (string, error)
+
+// parseConfig expands and parses h's options into its unexported fields,
+// and returns the credentials of the apps h signs for.
+func (h *Handler) parseConfig() ([]tickets.Credentials, error) {
+	repl := caddy.NewReplacer()
+	expand := func(option, val, def string) (string, error) {
+		if val == "" {
+			return def, nil
+		}
+		out, err := repl.ReplaceOrErr(val, true, true)
+		if err != nil {
+			return "", fmt.Errorf("%s: expanding placeholders: %w", option, err)
+		}
+		return out, nil
+	}
+	base, err := expand("base_url", h.BaseURL, defaultBaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if h.baseURL, err = parseBaseURL(base); err != nil {
+		return nil, fmt.Errorf("base_url: %w", err)
+	}
+	if u, _ := url.Parse(h.baseURL); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		h.logger.Warn("base_url uses plain http: the secret and the access token cross the network unencrypted",
+			zap.String("base_url", h.baseURL))
+	}
+	if h.version, err = expand("version", h.Version, defaultVersion); err != nil {
+		return nil, err
+	}
+	if h.refresh, err = parseDuration("refresh", h.Refresh, defaultRefresh, expand); err != nil {
+		return nil, err
+	}
+	if h.timeout, err = parseDuration("fetch_timeout", h.FetchTimeout, defaultFetchTimeout, expand); err != nil {
+		return nil, err
+	}
+	if h.retryCodes, err = parseRetryCodes(h.RetryCodes, expand); err != nil {
+		return nil, err
+	}
+	if err := h.parseRequestOptions(expand); err != nil {
+		return nil, err
+	}
+	return h.credentials(expand)
+}
+
+// parseRetryCodes expands retry_codes; nil means no retry ("off").
+func parseRetryCodes(codes []string, expand expandFunc) (map[string]bool, error) {
+	if len(codes) == 0 {
+		codes = defaultRetryCodes
+	}
+	out := make(map[string]bool, len(codes))
+	for _, c := range codes {
+		code, err := expand("retry_codes", c, "")
+		if err != nil {
+			return nil, err
+		}
+		out[code] = true
+	}
+	if out["off"] {
+		if len(out) > 1 {
+			return nil, errors.New("retry_codes: 'off' cannot be combined with codes")
+		}
+		return nil, nil
+	}
+	return out, nil
+}
+
+// validate checks the parsed values against their limits.
+func (h *Handler) validate() error {
+	switch {
+	case !versionPattern.MatchString(h.version):
+		return fmt.Errorf("version: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", h.version)
+	case h.refresh < time.Second:
+		return fmt.Errorf("refresh: must be at least 1s, not %v", h.refresh)
+	case h.timeout <= 0:
+		return fmt.Errorf("fetch_timeout: must be positive, not %v", h.timeout)
+	case h.maxBody < 0:
+		return fmt.Errorf("max_body_size: must be positive, not %d", h.maxBody)
+	}
+	for code := range h.retryCodes {
+		if code == "" || code == "0" {
+			return fmt.Errorf("retry_codes: %q is not an error code", code)
+		}
+	}
+	return nil
+}
+
+// credentials expands the apps' credentials and checks them.
+func (h *Handler) credentials(expand expandFunc) ([]tickets.Credentials, error) {
+	one := func(option string, appID, secret string) (tickets.Credentials, error) {
+		c := tickets.Credentials{BaseURL: h.baseURL}
+		var err error
+		if appID == "" {
+			return c, fmt.Errorf("%sapp_id is required", option)
+		}
+		if c.AppID, err = expand(option+"app_id", appID, ""); err != nil {
+			return c, err
+		}
+		if !appIDPattern.MatchString(c.AppID) {
+			if len(c.AppID) > 16 { // perhaps the secret, given in its place: not shown
+				return c, fmt.Errorf("%sapp_id: a value of %d characters is not 1 to 32 characters of [A-Za-z0-9_.-]; the value is not shown, in case it is the secret in the wrong place", option, len(c.AppID))
+			}
+			return c, fmt.Errorf("%sapp_id: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", option, c.AppID)
+		}
+		if secret == "" {
+			return c, fmt.Errorf("%ssecret is required", option)
+		}
+		if c.Secret, err = expand(option+"secret", secret, ""); err != nil {
+			if !isPlaceholder(secret) {
+				// A literal secret with braces in it: the replacer's error
+				// would quote part of it.
+				return c, fmt.Errorf("%ssecret: it has braces but is not one {…} placeholder; the value is not shown", option)
+			}
+			return c, err
+		}
+		if c.Secret == "" {
+			return c, fmt.Errorf("%ssecret: is empty", option)
+		}
+		if !isPlaceholder(secret) {
+			h.logger.Warn("secret is written into the config, where the admin API, `caddy adapt` and Caddy's debug log of the config show it; give it as a placeholder such as {env.WEBANK_SECRET} or {file./run/secrets/webank}",
+				zap.String("app_id", c.AppID))
+		}
+		return c, nil
+	}
+	if len(h.Apps) == 0 {
+		c, err := one("", h.AppID, h.Secret)
+		if err != nil {
+			return nil, err
+		}
+		return []tickets.Credentials{c}, nil
+	}
+	if h.AppID != "" || h.Secret != "" {
+		return nil, errors.New("app_id and secret cannot be combined with apps: give every app in apps")
+	}
+	out := make([]tickets.Credentials, 0, len(h.Apps))
+	for i, a := range h.Apps {
+		c, err := one(fmt.Sprintf("apps[%d].", i), a.AppID, a.Secret)
+		if err != nil {
+			return nil, err
+		}
+		for _, prev := range out {
+			if prev.AppID == c.AppID {
+				return nil, fmt.Errorf("apps[%d]: app_id %s is listed more than once", i, c.AppID)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// parseRequestOptions sets up the options about the requests accepted: mode,
+// photos, max_body_size and proxy_hosts.
+func (h *Handler) parseRequestOptions(expand expandFunc) error {
+	switch h.Mode {
+	case "", modeQuery, modeJSON:
+		h.mode = h.Mode
+	default:
+		return fmt.Errorf("mode: %q is not query or json", h.Mode)
+	}
+	switch h.Photos {
+	case "", "allow":
+	case "deny":
+		h.denyFiles = true
+	default:
+		return fmt.Errorf("photos: %q is not allow or deny", h.Photos)
+	}
+	h.maxBody = h.MaxBodySize
+	if h.maxBody == 0 {
+		h.maxBody = defaultMaxBodySize
+	}
+	hosts := h.ProxyHosts
+	if len(hosts) == 0 {
+		hosts = []string{h.baseURL}
+	}
+	h.proxyHosts = make(map[string]bool, len(hosts))
+	for _, v := range hosts {
+		host, err := expand("proxy_hosts", v, "")
+		if err != nil {
+			return err
+		}
+		if u, err := url.Parse(host); err == nil && u.Scheme != "" && u.Host != "" { // base_url
+			host = u.Host
+		}
+		// Proxy clients send http://h/…, and rarely https://h/…: a host is
+		// allowed in both, with its port normalized for each.
+		for _, scheme := range []string{"http", "https"} {
+			n, ok := normalHost(scheme, host)
+			if !ok {
+				return fmt.Errorf("proxy_hosts: %q is not a host or host:port", v)
+			}
+			h.proxyHosts[n] = true
+		}
+	}
+	return nil
+}
+
+// normalHost returns host (host or host:port, as in a URL) in lowercase and
+// without the scheme's default port, and whether it is well-formed.
+func normalHost(scheme, host string) (string, bool) {
+	host = strings.ToLower(host)
+	name, port, err := net.SplitHostPort(host)
+	if err != nil {
+		name, port = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ""
+	}
+	if name == "" || strings.ContainsAny(name, "/?#@ ") {
+		return "", false
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return "", false
+		}
+	}
+	if port == "" || scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		return name, true
+	}
+	return net.JoinHostPort(name, port), true
+}
+
+// parseDuration expands and parses a duration option.
+func parseDuration(option, val string, def time.Duration, expand expandFunc) (time.Duration, error) {
+	s, err := expand(option, val, "")
+	if err != nil || s == "" {
+		return def, err
+	}
+	d, err := caddy.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: parsing %q: %v", option, s, err)
+	}
+	return d, nil
+}
+
+// parseBaseURL checks that s is an http(s) URL with a host and nothing after
+// its path, and returns it without a trailing slash.
+func parseBaseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("parsing %q: %v", s, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q: scheme must be https or http", s)
+	case u.Host == "":
+		return "", fmt.Errorf("%q: no host", s)
+	case u.User != nil:
+		return "", fmt.Errorf("%q: must not hold user information", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("%q: must not have a query or fragment", s)
+	}
+	// One spelling per host, so that one app at one host is one app in the
+	// cache, whatever the case or the default port written.
+	u.Host = strings.ToLower(u.Host)
+	if u.Scheme == "https" {
+		u.Host = strings.TrimSuffix(u.Host, ":443")
+	} else {
+		u.Host = strings.TrimSuffix(u.Host, ":80")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// isPlaceholder reports whether s is exactly one placeholder, such as
+// {env.WEBANK_SECRET}.
+func isPlaceholder(s string) bool {
+	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.Count(s, "{") == 1 && strings.Count(s, "}") == 1
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

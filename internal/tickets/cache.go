@@ -1,0 +1,311 @@
+// Package tickets keeps WeBank access tokens and SIGN tickets for the apps
+// a process signs for: it fetches them on first use through a Fetcher,
+// refreshes them ahead of expiry, shares them with a fleet through
+// certmagic storage, and backs off when WeBank fails. It knows nothing of
+// Caddy or HTTP requests; the plugin registers each app it signs for and
+// asks its Handle for a ticket per request.
+//
+// The protocol facts it relies on (lifetimes, the one-minute overlap of a
+// superseded token) are in docs/protocol.md §1 and §2.
+package tickets
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache keeps one SIGN ticket per app (app_id, base_url and secret) and
+// refreshes it before it expires. It is safe for concurrent use.
+//
+// Nothing is fetched until a request asks for a ticket: registering an app
+// never talks to WeBank. One fetch per app is in flight at a time; callers
+// that need the same ticket wait for it, each no longer than its own
+// context. Once an app has a ticket, a background refresher replaces it
+// ahead of expiry, so requests do not wait on refreshes; if a refresh
+// fails, the current ticket is served until it expires while the refresh
+// is retried with backoff.
+//
+// With storage (see store.go), a fetch first looks for a ticket a peer
+// stored, and fetches only under the storage lock and only if, the lock
+// taken, storage still holds none that will do; the refresher also polls
+// storage for a newer ticket. Requests never touch storage while the cached
+// ticket is usable. If storage fails, tickets are kept in memory only, with
+// one warning, until it works again.
+type Cache struct {
+	fetcher  Fetcher
+	now      func() time.Time
+	jitter   func(d time.Duration) time.Duration // a duration in [d/2, d]
+	instance string                              // host/pid, recorded with the tokens it fetches
+	metrics  *cacheMetrics
+
+	// autoRefresh starts the background refresher after the first fetch.
+	// Tests that move an injected clock turn it off and call dueKeys,
+	// refreshScheduled and pollStored themselves.
+	autoRefresh bool
+
+	flight      singleflight.Group
+	entries     *lru.Cache[string, *entry] // safe for concurrent use on its own
+	size        atomic.Int64               // the entries' bound
+	storageDown atomic.Bool                // the last storage operation failed
+
+	carryMu sync.Mutex            // protects carried
+	carried map[string]fetchState // what evicted entries knew, for their next entry
+
+	ctx    context.Context // done once Close is called; parent of every fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the refresher and the work it started
+	wake   chan struct{}  // tells the refresher to look at the schedule again
+
+	mu      sync.Mutex              // protects apps and running
+	apps    map[string][]*appConfig // registrations per app, the latest last
+	running bool                    // the refresher goroutine has been started
+}
+
+// New returns a cache that keeps the tickets of at most size apps (more are
+// fetched again, from storage first, when next used) and fetches them with
+// f. Close stops it.
+func New(size int, f Fetcher) *Cache {
+	c := new(Cache)
+	entries, err := lru.NewWithEvict(max(size, 1), func(key string, e *entry) {
+		if !e.gone.Swap(true) { // not removed by unregister: pushed out by other apps
+			c.metrics.evictions.Inc()
+			c.carryOver(key, e)
+		}
+	})
+	if err != nil {
+		panic(err) // only for size <= 0
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	host, _ := os.Hostname()
+	*c = Cache{
+		fetcher:     f,
+		now:         time.Now,
+		jitter:      func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) },
+		instance:    host + "/" + strconv.Itoa(os.Getpid()),
+		metrics:     newCacheMetrics(),
+		autoRefresh: true,
+		entries:     entries,
+		ctx:         ctx,
+		cancel:      cancel,
+		wake:        make(chan struct{}, 1),
+		apps:        make(map[string][]*appConfig),
+		carried:     make(map[string]fetchState),
+	}
+	c.size.Store(int64(max(size, 1)))
+	return c
+}
+
+// appConfig is how one registration wants its app's tickets fetched. When
+// several register one app, the one registered last is followed.
+type appConfig struct {
+	creds   Credentials
+	refresh time.Duration
+	timeout time.Duration // bounds one fetch, storage lock included
+	store   *ticketStore  // nil: memory only
+	poll    time.Duration // how often the refresher looks in store for a peer's ticket
+	logger  *zap.Logger
+	emit    func(event string, data map[string]any) // nil: none
+}
+
+// appKey names an app in the cache. Registrations with the same app_id,
+// base_url and secret share one ticket; the secret takes part through a
+// hash, so that a reload that changes it starts afresh instead of reusing
+// tickets the old secret obtained.
+func appKey(c Credentials) string {
+	sum := sha256.Sum256([]byte("webank_sign app key\x00" + c.Secret))
+	return c.AppID + "\x00" + c.BaseURL + "\x00" + hex.EncodeToString(sum[:8])
+}
+
+// register records cfg for key and returns the registration for
+// unregister. An app whose last registration is gone is forgotten, ticket
+// and all.
+func (c *Cache) register(key string, cfg appConfig) *appConfig {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reg := &cfg
+	c.apps[key] = append(c.apps[key], reg)
+	return reg
+}
+
+func (c *Cache) unregister(key string, reg *appConfig) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	regs := slices.DeleteFunc(c.apps[key], func(r *appConfig) bool { return r == reg })
+	if len(regs) > 0 {
+		c.apps[key] = regs
+		return
+	}
+	delete(c.apps, key)
+	if e, ok := c.entries.Peek(key); ok {
+		e.gone.Store(true) // removed, not evicted
+	}
+	c.entries.Remove(key)
+	c.carryMu.Lock()
+	delete(c.carried, key)
+	c.carryMu.Unlock()
+}
+
+// app returns how key's tickets are fetched now.
+func (c *Cache) app(key string) (appConfig, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	regs := c.apps[key]
+	if len(regs) == 0 {
+		return appConfig{}, false
+	}
+	return *regs[len(regs)-1], true
+}
+
+// current returns every registered app's key and how its tickets are
+// fetched now.
+func (c *Cache) current() map[string]appConfig {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cfgs := make(map[string]appConfig, len(c.apps))
+	for k, regs := range c.apps {
+		cfgs[k] = *regs[len(regs)-1]
+	}
+	return cfgs
+}
+
+// OtherBaseURLs returns the base URLs, other than baseURL, that appID is
+// registered with.
+func (c *Cache) OtherBaseURLs(appID, baseURL string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, regs := range c.apps {
+		for _, r := range regs {
+			if r.creds.AppID == appID && r.creds.BaseURL != baseURL && !slices.Contains(out, r.creds.BaseURL) {
+				out = append(out, r.creds.BaseURL)
+			}
+		}
+	}
+	return out
+}
+
+// Resize sets how many apps' entries the cache keeps, and returns how many
+// it evicted to get there, least recently used first.
+func (c *Cache) Resize(size int) (evicted int) {
+	size = max(size, 1)
+	c.size.Store(int64(size))
+	return c.entries.Resize(size)
+}
+
+// hasRoom reports whether an app not in the cache can be added without
+// evicting another.
+func (c *Cache) hasRoom() bool {
+	return int64(c.entries.Len()) < c.size.Load()
+}
+
+// peek returns key's entry, or nil, without touching its recency.
+func (c *Cache) peek(key string) *entry {
+	e, _ := c.entries.Peek(key)
+	return e
+}
+
+// entry returns key's entry, adding one if there is none: empty, or with
+// what the app's evicted entry knew.
+func (c *Cache) entry(key string) *entry {
+	if e, ok := c.entries.Peek(key); ok {
+		return e
+	}
+	n := new(entry)
+	c.carryMu.Lock()
+	st, carried := c.carried[key]
+	c.carryMu.Unlock()
+	n.st = st
+	if prev, found, _ := c.entries.PeekOrAdd(key, n); found {
+		return prev
+	}
+	if carried {
+		c.carryMu.Lock()
+		delete(c.carried, key)
+		c.carryMu.Unlock()
+	}
+	return n
+}
+
+// carryOver keeps what evicted entry e of key knew, while key is registered.
+func (c *Cache) carryOver(key string, e *entry) {
+	st := e.state()
+	c.carryMu.Lock()
+	defer c.carryMu.Unlock()
+	c.carried[key] = st
+}
+
+// touch marks key's entry e used in the LRU, at most once a second: the
+// request path, which reads e without the LRU's lock, keeps busy apps from
+// being evicted before idle ones without taking that lock every time.
+func (c *Cache) touch(key string, e *entry, now time.Time) {
+	if last := e.used.Load(); now.UnixNano()-last < int64(time.Second) {
+		return
+	}
+	e.used.Store(now.UnixNano())
+	c.entries.Get(key)
+}
+
+func appLog(cfg appConfig) *zap.Logger {
+	return cfg.logger.With(zap.String("app_id", cfg.creds.AppID), zap.String("base_url", cfg.creds.BaseURL))
+}
+
+// storageFailed notes that storage failed; the first failure after it
+// worked is logged.
+func (c *Cache) storageFailed(err error, log *zap.Logger) {
+	c.metrics.storageErrors.Inc()
+	if c.storageDown.CompareAndSwap(false, true) {
+		log.Warn("storage unavailable; tickets are kept in memory only until it works again", zap.Error(err))
+	}
+}
+
+func (c *Cache) storageOK(log *zap.Logger) {
+	if c.storageDown.CompareAndSwap(true, false) {
+		log.Info("storage available again")
+	}
+}
+
+// emit sends an event about cfg's app, if the registration asked for
+// events. Its data never holds a secret: the ticket only as a fingerprint.
+func (c *Cache) emit(cfg appConfig, event string, t *Ticket, data map[string]any) {
+	if cfg.emit == nil {
+		return
+	}
+	data["app_id"], data["base_url"] = cfg.creds.AppID, cfg.creds.BaseURL
+	if t != nil {
+		data["generation"], data["fetched_by"] = t.token.gen, t.token.by
+		data["ticket_fingerprint"] = fingerprint(t.value)
+		data["expires_in"] = t.expires.Sub(c.now()).Round(time.Second).String()
+	}
+	cfg.emit(event, data)
+}
+
+// fingerprint is a short hash that tells tickets apart without revealing
+// anything usable of them.
+func fingerprint(ticket string) string {
+	sum := sha256.Sum256([]byte("webank_sign fingerprint\x00" + ticket))
+	return hex.EncodeToString(sum[:4])
+}
+
+// Close stops the refresher and any fetch under way. The cache must not be
+// used afterwards.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.cancel()
+	c.mu.Unlock()
+	c.wg.Wait()
+	if cl, ok := c.fetcher.(interface{ CloseIdleConnections() }); ok {
+		cl.CloseIdleConnections()
+	}
+}

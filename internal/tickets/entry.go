@@ -1,0 +1,218 @@
+package tickets
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// After a failed fetch, no other is made for a backoff that starts at
+	// backoffBase and doubles to backoffMax, each drawn in [d/2, d]. Requests
+	// that need a ticket meanwhile are answered at once: the token endpoint is
+	// never hammered, whatever the request rate.
+	backoffBase = time.Second
+	backoffMax  = time.Minute
+
+	// WeBank rejecting a ticket drops it at most once per app in this period:
+	// a client whose requests WeBank refuses for another reason must not rotate
+	// the token in a loop. It matches the token overlap: a token fetched after
+	// a rejection has not even superseded the previous one before another may
+	// be fetched.
+	minForcedInterval = time.Minute
+)
+
+// entry is one app's ticket and the state of its fetching.
+//
+// cur is read without a lock on the request path. It changes only by
+// compare-and-swap (install, invalidate, learnToken), so that a newer ticket
+// is never replaced by an older one whoever holds mu.
+type entry struct {
+	cur  atomic.Pointer[Ticket] // nil until fetched, and after WeBank rejected it
+	busy atomic.Bool            // the refresher has a refresh or poll under way
+	gone atomic.Bool            // evicted or removed: its ticket is no longer kept current
+	used atomic.Int64           // when a request last marked it used in the LRU, in Unix nanoseconds
+
+	mu       sync.Mutex // protects st and nextPoll
+	st       fetchState
+	nextPoll time.Time // when the refresher next polls storage
+}
+
+// fetchState is what an app's entry knows about fetching that must outlive
+// the entry: when the app is evicted, its next entry starts from it, so that
+// eviction never resets the limits on fetching. The ticket itself is not
+// kept: the next entry gets the current one from storage.
+type fetchState struct {
+	token         *accessToken // the newest token known, which may have no ticket yet
+	failures      int          // consecutive failed fetches
+	retryAt       time.Time    // after a failed fetch, none before this
+	lastErr       error
+	lastFailure   failure   // the last failed fetch, kept after recovery for the status
+	lastForced    time.Time // when WeBank's rejection, or an operator, last dropped the ticket
+	rejected      string    // the ticket WeBank last rejected: never adopted again
+	rejectedToken string    // and its token: never used for a ticket again
+}
+
+// failure is a failed fetch as the status shows it: no secret in it.
+type failure struct {
+	class, msg string
+	at         time.Time
+}
+
+// state returns a copy of e's fetch state.
+func (e *entry) state() fetchState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st
+}
+
+// usable returns e's ticket if it may be used at now, and nil otherwise.
+func (e *entry) usable(now time.Time) *Ticket {
+	if t := e.cur.Load(); t != nil && now.Before(t.expires) {
+		return t
+	}
+	return nil
+}
+
+// learnToken records tok as e's newest token unless e knows a newer one,
+// and returns the newest. A ticket made with an older token is then usable
+// only until WeBank retires that token, a minute after tok was issued.
+func (e *entry) learnToken(tok *accessToken) *accessToken {
+	e.mu.Lock()
+	if e.st.token != nil && e.st.token.gen >= tok.gen {
+		tok = e.st.token
+		e.mu.Unlock()
+		return tok
+	}
+	e.st.token = tok
+	e.mu.Unlock()
+	retire := retireAt(tok)
+	for {
+		cur := e.cur.Load()
+		if cur == nil || cur.token.gen >= tok.gen || e.cur.CompareAndSwap(cur, cur.capped(retire)) {
+			return tok
+		}
+	}
+}
+
+// install makes t e's ticket unless e already has a newer one, and returns
+// the ticket e then has.
+func (e *entry) install(t *Ticket) *Ticket {
+	if newest := e.learnToken(t.token); newest.gen > t.token.gen {
+		t = t.capped(retireAt(newest)) // fetched outside the lock while a peer rotated
+	}
+	for {
+		cur := e.cur.Load()
+		if cur != nil && cur != t && cur.newer(t) {
+			return cur
+		}
+		if e.cur.CompareAndSwap(cur, t) {
+			return t
+		}
+	}
+}
+
+// reject drops t, which WeBank rejected, unless it was already replaced or
+// a ticket was dropped less than minForcedInterval before now. It reports
+// whether the next ticket will be another one, and whether it dropped t.
+func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.cur.Load()
+	if cur == nil || cur.value != t.value {
+		return true, false // already replaced (a capped copy of t is still t)
+	}
+	if !e.st.lastForced.IsZero() && now.Sub(e.st.lastForced) < minForcedInterval {
+		return false, false
+	}
+	e.st.lastForced = now
+	e.st.rejected, e.st.rejectedToken = t.value, t.token.value
+	e.cur.CompareAndSwap(cur, nil)
+	return true, true
+}
+
+// force marks a forced refresh at now, so that the next fetch gets a new
+// token, and returns the newest token's generation; or, within
+// minForcedInterval of the last, a *TooSoonError.
+func (e *entry) force(now time.Time) (base uint64, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.st.lastForced.IsZero() && now.Sub(e.st.lastForced) < minForcedInterval {
+		return 0, &TooSoonError{RetryIn: minForcedInterval - now.Sub(e.st.lastForced)}
+	}
+	e.st.lastForced = now
+	if e.st.token != nil {
+		base, e.st.rejectedToken = e.st.token.gen, e.st.token.value // fetch a new token, not just a ticket
+	}
+	return base, nil
+}
+
+func (e *entry) isRejected(value string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.rejected == value
+}
+
+// failed records a failed fetch and returns how long to back off.
+func (e *entry) failed(err error, now time.Time, jitter func(time.Duration) time.Duration) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.failures++
+	d := backoffMax
+	if e.st.failures <= 6 { // 1s << 6 > backoffMax
+		d = min(backoffMax, backoffBase<<(e.st.failures-1))
+	}
+	d = jitter(d)
+	e.st.retryAt = now.Add(d)
+	e.st.lastErr = err
+	e.st.lastFailure = failure{errClass(err), err.Error(), now}
+	return d
+}
+
+func (e *entry) succeeded() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.failures, e.st.retryAt, e.st.lastErr = 0, time.Time{}, nil
+}
+
+// backoffError is returned instead of fetching while a failed fetch is being
+// backed off from.
+type backoffError struct {
+	err     error
+	retryIn time.Duration
+}
+
+func (e *backoffError) Error() string {
+	return e.err.Error() + " (next attempt in " + e.retryIn.Round(time.Millisecond).String() + ")"
+}
+
+func (e *backoffError) Unwrap() error { return e.err }
+
+// backingOff returns the error to answer with while the last fetch failed
+// and its backoff has not passed, and nil otherwise.
+func (e *entry) backingOff(now time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.st.lastErr == nil || !now.Before(e.st.retryAt) {
+		return nil
+	}
+	return &backoffError{e.st.lastErr, e.st.retryAt.Sub(now)}
+}
+
+// schedule returns when the refresher should next refresh e's ticket t, and
+// when it should next poll storage (the zero time if it has never polled).
+func (e *entry) schedule(t *Ticket) (refresh, poll time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	refresh = t.refreshAt
+	if e.st.retryAt.After(refresh) {
+		refresh = e.st.retryAt
+	}
+	return refresh, e.nextPoll
+}
+
+func (e *entry) setNextPoll(at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nextPoll = at
+}

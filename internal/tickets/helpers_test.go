@@ -1,0 +1,136 @@
+package tickets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	testAppID   = "IDAUNIT1"
+	testSecret  = "unit-secret"
+	testRefresh = 20 * time.Minute // WeBank's advice, and the plugin's default
+)
+
+// testClock is a clock that moves only when told to.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// testFetcher is a plain Fetcher for the cache's tests, speaking to the
+// fake WeBank (webanktest) over HTTP. The plugin's own Fetcher, with its
+// caps, redaction and error classes, is tested in the root package and end
+// to end in caddytest; here only the classes the tests look at are told
+// apart.
+type testFetcher struct{ client http.Client }
+
+func (f *testFetcher) Token(ctx context.Context, c Credentials) (string, time.Duration, error) {
+	var a struct {
+		Code        string          `json:"code"`
+		AccessToken string          `json:"access_token"`
+		ExpireIn    json.RawMessage `json:"expire_in"`
+	}
+	err := f.get(ctx, "access token", c.BaseURL+"/api/oauth2/access_token", url.Values{
+		"app_id": {c.AppID}, "secret": {c.Secret}, "grant_type": {"client_credential"}, "version": {"1.0.0"},
+	}, &a, &a.Code)
+	if err != nil {
+		return "", 0, err
+	}
+	return a.AccessToken, seconds(a.ExpireIn), nil
+}
+
+func (f *testFetcher) Ticket(ctx context.Context, c Credentials, token string) (string, time.Duration, error) {
+	var a struct {
+		Code    string `json:"code"`
+		Tickets []struct {
+			Value    string          `json:"value"`
+			ExpireIn json.RawMessage `json:"expire_in"`
+		} `json:"tickets"`
+	}
+	err := f.get(ctx, "SIGN ticket", c.BaseURL+"/api/oauth2/api_ticket", url.Values{
+		"app_id": {c.AppID}, "access_token": {token}, "type": {"SIGN"}, "version": {"1.0.0"},
+	}, &a, &a.Code)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(a.Tickets) == 0 {
+		return "", 0, &FetchError{"SIGN ticket", "malformed", "no tickets"}
+	}
+	return a.Tickets[0].Value, seconds(a.Tickets[0].ExpireIn), nil
+}
+
+func (f *testFetcher) get(ctx context.Context, step, endpoint string, q url.Values, answer any, code *string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &FetchError{step, "timeout", "no answer in time"}
+		}
+		return &FetchError{step, "transport", "request failed"}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &FetchError{step, "http_status", "HTTP " + strconv.Itoa(resp.StatusCode)}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
+		return &FetchError{step, "malformed", "not JSON"}
+	}
+	if *code != "0" {
+		return &FetchError{step, "code", fmt.Sprintf("code %q", *code)}
+	}
+	return nil
+}
+
+// seconds reads expire_in, a number or a string of seconds.
+func seconds(raw json.RawMessage) time.Duration {
+	var s json.Number
+	if err := json.Unmarshal(raw, &s); err != nil {
+		var str string
+		_ = json.Unmarshal(raw, &str)
+		s = json.Number(str)
+	}
+	n, _ := s.Float64()
+	return time.Duration(n * float64(time.Second))
+}
+
+// newTestCache returns a cache of size apps, fetching from the fake WeBank,
+// on clock (nil: real time), closed when t ends. With a clock, backoffs are
+// at their upper bound and the background refresher is off: tests call
+// dueKeys, refreshScheduled and pollStored themselves.
+func newTestCache(t testing.TB, size int, clock *testClock) *Cache {
+	c := New(size, new(testFetcher))
+	if clock != nil {
+		c.now = clock.Now
+		c.jitter = func(d time.Duration) time.Duration { return d }
+		c.autoRefresh = false
+	}
+	t.Cleanup(c.Close)
+	return c
+}

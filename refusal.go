@@ -1,0 +1,88 @@
+package webanksign
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// refusal is a request the module answers by itself instead of signing it:
+// a client's mistake, or a request this sidecar will not sign. Code is
+// stable and meant for machines (operators alert on it), Msg for people;
+// neither ever holds a secret or anything the client sent.
+type refusal struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *refusal) Error() string { return e.Msg }
+
+// Every refusal, in one table. Their codes are part of the module's
+// interface: README lists them.
+var (
+	// What the request is.
+	errConnect        = &refusal{405, "connect_not_supported", "HTTPS proxying (CONNECT) cannot be signed: the sidecar would see only encrypted bytes. Point the app at the sidecar's own URL, such as http://127.0.0.1:8080/api/server/getOcrResult, instead of using it as an HTTPS proxy"}
+	errProxyHost      = &refusal{403, "proxy_host_not_allowed", "this sidecar signs requests for WeBank's host only (see proxy_hosts): it is not an open proxy"}
+	errQueryMethod    = &refusal{405, "method_not_allowed", "this route signs GET and HEAD requests only"}
+	errQueryShape     = &refusal{400, "wrong_shape", "this route signs GET requests with the parameters in the query string (mode query), not a POST body"}
+	errJSONMethod     = &refusal{405, "method_not_allowed", "this route signs POST requests with a JSON body only"}
+	errJSONShape      = &refusal{400, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
+	errBodyNotAllowed = &refusal{400, "body_not_allowed", "GET and HEAD requests to WeBank's query APIs carry no body"}
+	errContentType    = &refusal{415, "content_type_unsupported", "the body must be JSON, sent with Content-Type: application/json"}
+	errContentEnc     = &refusal{415, "content_encoding_unsupported", "the body must not be compressed (no Content-Encoding)"}
+	errBodyTooLarge   = &refusal{413, "body_too_large", "the body is larger than this route accepts (see max_body_size)"}
+	errBodyUnreadable = &refusal{400, "body_unreadable", "the body could not be read to its end"}
+	errFilesDenied    = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): leave out get_file, or set it to 0"}
+
+	// Which app it is for.
+	errAppIDMismatch = &refusal{403, "app_id_mismatch", "app_id does not match the app this route signs for"}
+	errAppIDUnknown  = &refusal{403, "app_id_unknown", "app_id is not one of the apps this route signs for"}
+	errAppIDMissing  = &refusal{400, "app_id_missing", "app_id is required: this route signs for several apps and picks one by app_id"}
+	errAppIDRepeated = &refusal{400, "app_id_repeated", "app_id is given more than once, with different values"}
+	errBodyAppIDType = &refusal{400, "app_id_invalid", "appId must be a JSON string"}
+
+	// The query string (query mode, and the URL of a JSON request).
+	errQueryMalformed = &refusal{400, "query_malformed", "the query string cannot be parsed (use & between parameters and percent-encode reserved characters)"}
+	errOrderNoMissing = &refusal{400, "order_no_missing", "order_no is required"}
+	errOrderNoEmpty   = &refusal{400, "order_no_empty", "order_no is empty"}
+	errOrderNoRepeat  = &refusal{400, "order_no_repeated", "order_no is given more than once"}
+	errOrderNoLong    = &refusal{400, "order_no_too_long", "order_no is longer than 32 characters"}
+	errOrderNoChars   = &refusal{400, "order_no_invalid", "order_no may only contain letters, digits, '_' and '-'"}
+	errOrderNoURLRep  = &refusal{400, "order_no_repeated", "orderNo is given more than once in the URL"}
+	errOrderNoURL     = &refusal{400, "order_no_mismatch", "orderNo in the URL differs from orderNo in the body"}
+
+	// The JSON body.
+	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}
+	errBodyMalformed  = &refusal{400, "body_malformed", "the body is not one well-formed JSON object"}
+	errBodyKeyRepeat  = &refusal{400, "body_key_repeated", "the body has a key more than once"}
+	errBodyOrderNo    = &refusal{400, "order_no_missing", "orderNo is required"}
+	errBodyOrderEmpty = &refusal{400, "order_no_empty", "orderNo is empty"}
+	errBodyOrderType  = &refusal{400, "order_no_invalid", "orderNo must be a JSON string"}
+	errBodyOrderLong  = &refusal{400, "order_no_too_long", "orderNo is longer than 32 characters"}
+	errBodyOrderChars = &refusal{400, "order_no_invalid", "orderNo may only contain letters, digits, '_' and '-'"}
+)
+
+// writeError answers with status and the JSON body {"code", "msg"}. The
+// response is then complete, so it returns nil.
+func writeError(w http.ResponseWriter, status int, code, msg string) error {
+	return writeJSON(w, status, struct {
+		Code string `json:"code"`
+		Msg  string `json:"msg"`
+	}{code, msg})
+}
+
+// writeJSON answers with status and v as JSON: every answer the module
+// writes by itself, to clients and on the admin API, goes through here.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+	return nil
+}

@@ -1,0 +1,333 @@
+package webanksign
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
+)
+
+// This file is a request's way through the handler: the checks of its
+// shape (query or JSON body), the choice of its app, then forward: get the
+// app's ticket, sign, pass on to next (reverse_proxy), and, if WeBank
+// rejects the ticket, sign again with another and retry once.
+
+// serveQuery signs a request whose parameters are in the query string.
+func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if r.Method == http.MethodPost {
+			return h.reject(w, nil, errQueryShape)
+		}
+		w.Header().Set("Allow", "GET, HEAD")
+		return h.reject(w, nil, errQueryMethod)
+	}
+	if r.ContentLength != 0 { // -1: chunked
+		return h.reject(w, nil, errBodyNotAllowed)
+	}
+	q, err := clientQuery(r.URL.RawQuery)
+	if err != nil {
+		return h.reject(w, nil, err)
+	}
+	tn, err := h.pick(q.appID)
+	if err != nil {
+		return h.reject(w, nil, err)
+	}
+	if h.denyFiles && q.filesRequested() {
+		return h.reject(w, tn, errFilesDenied)
+	}
+	// r.URL carries the signed query to the next handler; r.RequestURI stays
+	// as the client sent it, since reverse_proxy logs it. Restore the client's
+	// query afterwards, so that nothing later (logs, placeholders) sees sign.
+	clientRaw := r.URL.RawQuery
+	defer func() { r.URL.RawQuery = clientRaw }()
+	return h.forward(w, r, next, tn, q.orderNo, func(t *tickets.Ticket) {
+		r.URL.RawQuery = signQuery(&q, tn.creds.AppID, h.version, t.Value())
+	})
+}
+
+// serveJSON signs a request whose parameters are in a JSON body.
+func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodPost {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return h.reject(w, nil, errJSONShape)
+		}
+		w.Header().Set("Allow", "POST")
+		return h.reject(w, nil, errJSONMethod)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return h.reject(w, nil, errContentType)
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return h.reject(w, nil, errContentEnc)
+	}
+	if r.ContentLength > h.maxBody {
+		return h.reject(w, nil, errBodyTooLarge)
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok { // Caddy's request_body max_size
+			return h.reject(w, nil, errBodyTooLarge)
+		}
+		if r.Context().Err() != nil {
+			return caddyhttp.Error(http.StatusBadRequest, err) // the client went away
+		}
+		return h.reject(w, nil, errBodyUnreadable)
+	}
+	if int64(len(data)) > h.maxBody {
+		return h.reject(w, nil, errBodyTooLarge)
+	}
+	b, err := parseBody(data)
+	if err != nil {
+		return h.reject(w, nil, err)
+	}
+	tn, err := h.pick(appIDs{value: b.appID, given: b.hasAppID})
+	if err != nil {
+		return h.reject(w, nil, err)
+	}
+	// WeBank wants orderNo in the URL too, to track latency.
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return h.reject(w, tn, errQueryMalformed)
+	}
+	clientRaw := r.URL.RawQuery
+	switch orderNos := vals[fieldOrderNo]; {
+	case len(orderNos) > 1:
+		return h.reject(w, tn, errOrderNoURLRep)
+	case len(orderNos) == 1 && orderNos[0] != b.orderNo:
+		return h.reject(w, tn, errOrderNoURL)
+	case len(orderNos) == 0:
+		if r.URL.RawQuery != "" {
+			r.URL.RawQuery += "&"
+		}
+		r.URL.RawQuery += fieldOrderNo + "=" + b.orderNo // an order number needs no escaping
+	}
+	defer func() { r.URL.RawQuery = clientRaw }()
+	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
+		return h.reject(w, tn, errFilesDenied)
+	}
+	// The body is read: it goes on whole, with its length, and the client's
+	// Expect: 100-continue has been answered already.
+	r.TransferEncoding = nil
+	r.Header.Del("Transfer-Encoding")
+	r.Header.Del("Expect")
+	return h.forward(w, r, next, tn, b.orderNo, func(t *tickets.Ticket) {
+		body := signBody(&b, tn.creds.AppID, h.version, t.Value())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r.ContentLength = int64(len(body))
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	})
+}
+
+// urlFilesRequested reports whether a JSON request's URL query asks for
+// photos or videos too.
+func urlFilesRequested(vals url.Values) bool {
+	for k, vs := range vals {
+		if isGetFile(k) && slices.ContainsFunc(vs, func(v string) bool { return v != "0" }) {
+			return true
+		}
+	}
+	return false
+}
+
+// pick returns the app a request is signed for, from the app_id it gave.
+func (h *Handler) pick(ids appIDs) (*tenant, error) {
+	if h.byID == nil {
+		tn := h.tenants[0]
+		if ids.mismatch(tn.creds.AppID) {
+			return nil, errAppIDMismatch
+		}
+		return tn, nil
+	}
+	switch {
+	case !ids.given:
+		return nil, errAppIDMissing
+	case ids.conflict:
+		return nil, errAppIDRepeated
+	}
+	tn := h.byID[ids.value]
+	if tn == nil {
+		return nil, errAppIDUnknown
+	}
+	return tn, nil
+}
+
+// forward signs r for tn with sign, passes it to next, and, if WeBank
+// rejects the ticket, signs it again with another one and retries once.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, tn *tenant, orderNo string, sign func(*tickets.Ticket)) error {
+	t, err := tn.tickets.Ticket(r.Context())
+	if err != nil {
+		return h.unavailable(w, tn, err)
+	}
+	facts := &signFacts{tn: tn, t: t}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(facts.placeholder)
+	}
+	tn.signed.Inc()
+	sign(t)
+	if ce := h.logger.Check(zapcore.DebugLevel, "request signed"); ce != nil {
+		ce.Write(zap.String("app_id", tn.creds.AppID), zap.String("order_no_hash", tn.orderHash(orderNo)),
+			zap.Uint64("generation", t.Generation()), zap.Duration("ticket_age", time.Since(t.Fetched())))
+	}
+	if h.retryCodes == nil || r.Method == http.MethodHead { // a HEAD answer has no code to read
+		return next.ServeHTTP(w, r)
+	}
+
+	// The probe can read WeBank's code only in an answer it can decode.
+	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
+		defer r.Header.Set("Accept-Encoding", ae)
+		r.Header.Set("Accept-Encoding", probeAcceptEncoding(ae))
+	}
+	probe := newRetryProbe(w)
+	aborted, err := serveProbed(next, probe, r)
+	if aborted {
+		return h.upstreamFailed(w, r, tn, errors.New("the upstream broke off its answer"))
+	}
+	if err != nil {
+		if probe.committed {
+			return err // the answer is under way: Caddy can only end it
+		}
+		return h.upstreamFailed(w, r, tn, err)
+	}
+	code := probe.retryCode(h.retryCodes)
+	if code == "" {
+		return probe.commit()
+	}
+	appID := tn.creds.AppID
+	if !tn.tickets.Invalidate(t) {
+		metrics.retries.WithLabelValues(appID, "not_retried").Inc()
+		return probe.commit()
+	}
+	h.logger.Info("WeBank rejected the ticket; retrying with another one",
+		zap.String("app_id", appID), zap.String("code", code))
+	t, err = tn.tickets.Ticket(r.Context())
+	if err != nil {
+		// No other ticket: WeBank's own answer says more than a 502 would.
+		metrics.retries.WithLabelValues(appID, "no_ticket").Inc()
+		h.logger.Warn("no other ticket for the retry", zap.String("app_id", appID), zap.Error(err))
+		return probe.commit()
+	}
+	metrics.retries.WithLabelValues(appID, "retried").Inc()
+	facts.t, facts.retried = t, true
+	sign(t)
+	return next.ServeHTTP(w, r)
+}
+
+// signFacts are a request's placeholders: facts about its signing, never a
+// secret. They are looked up only if something uses them.
+type signFacts struct {
+	tn      *tenant
+	t       *tickets.Ticket
+	retried bool
+}
+
+func (f *signFacts) placeholder(key string) (any, bool) {
+	switch key {
+	case "http.webank_sign.app_id":
+		return f.tn.creds.AppID, true
+	case "http.webank_sign.retried":
+		return f.retried, true
+	case "http.webank_sign.generation":
+		return f.t.Generation(), true
+	case "http.webank_sign.ticket_age":
+		return int(time.Since(f.t.Fetched()).Seconds()), true
+	}
+	return nil, false
+}
+
+// orderHash returns a short keyed hash of an order number, so that logs can
+// correlate requests without holding the number itself (order numbers are
+// guessable, so the hash is keyed with a key derived from the secret).
+func (tn *tenant) orderHash(orderNo string) string {
+	m := hmac.New(sha256.New, tn.orderKey)
+	m.Write([]byte(orderNo))
+	return hex.EncodeToString(m.Sum(nil)[:6])
+}
+
+// reject answers a request the module refuses by itself, with err, a
+// *refusal. tn is the app the request was for, if known.
+func (h *Handler) reject(w http.ResponseWriter, tn *tenant, err error) error {
+	qe := err.(*refusal)
+	metrics.requests.WithLabelValues(h.appLabel(tn), "rejected", strconv.Itoa(qe.Status)).Inc()
+	return writeError(w, qe.Status, qe.Code, qe.Msg)
+}
+
+// appLabel is the app_id label of a request's metrics: its app's, if known;
+// for a handler of several apps, "" until the request's app is known (the
+// label never holds an app_id a client made up).
+func (h *Handler) appLabel(tn *tenant) string {
+	if tn == nil {
+		if h.byID != nil {
+			return ""
+		}
+		tn = h.tenants[0]
+	}
+	return tn.creds.AppID
+}
+
+// serveProbed runs next into probe. reverse_proxy aborts an answer whose
+// upstream breaks off mid-body by panicking with http.ErrAbortHandler; if
+// none of the answer has reached the client yet, serveProbed reports that
+// instead, so that the client gets an error answer rather than a dropped
+// connection. Once the answer is under way, the abort goes on.
+func serveProbed(next caddyhttp.Handler, probe *retryProbe, r *http.Request) (aborted bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler || probe.committed {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	return false, next.ServeHTTP(probe, r)
+}
+
+// upstreamFailed answers a signed request whose upstream failed before
+// sending anything (connection refused or reset, timeout), with the status
+// the next handler chose and a JSON body like every other error here. The
+// error is logged, not sent: it names internal addresses.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, tn *tenant, err error) error {
+	if r.Context().Err() != nil {
+		return err // the client went away: nobody to answer, nothing WeBank did
+	}
+	status := http.StatusBadGateway
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		if he.StatusCode < 500 {
+			return err // a later handler's own client error: Caddy's error routes answer it
+		}
+		status = he.StatusCode
+	}
+	h.logger.Warn("the upstream failed", zap.String("app_id", tn.creds.AppID), zap.Int("status", status), zap.Error(err))
+	metrics.requests.WithLabelValues(tn.creds.AppID, "upstream_failed", strconv.Itoa(status)).Inc()
+	msg := "WeBank did not answer (the connection failed)"
+	if status == http.StatusGatewayTimeout {
+		msg = "WeBank did not answer in time"
+	}
+	return writeError(w, status, "upstream_failed", msg)
+}
+
+// unavailable answers a request that cannot be signed because no ticket can
+// be had. err says why, without secrets.
+func (h *Handler) unavailable(w http.ResponseWriter, tn *tenant, err error) error {
+	metrics.requests.WithLabelValues(tn.creds.AppID, "unavailable", "502").Inc()
+	return writeError(w, http.StatusBadGateway, "ticket_unavailable",
+		fmt.Sprintf("no SIGN ticket for app_id %s: %v", tn.creds.AppID, err))
+}
