@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,9 @@ func FuzzSign(f *testing.F) {
 	})
 }
 
-// Any Caddyfile text gives a config or an error, never a panic.
+// Any Caddyfile text gives a config or an error, never a panic; and a
+// config that parses is carried whole by its JSON, which is what Caddy
+// runs: adapting it loses and changes nothing.
 func FuzzCaddyfile(f *testing.F) {
 	for _, seed := range []string{
 		"webank_sign {\n app_id IDA1\n secret {env.S}\n refresh 20m\n retry_codes 15 400101\n}",
@@ -55,10 +58,30 @@ func FuzzCaddyfile(f *testing.F) {
 			return // the lexer refused it: Caddy reports that before any module sees it
 		}
 		var h Handler
-		_ = h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+		if h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)) == nil {
+			roundTrip(t, &h, new(Handler))
+		}
 		var hc Health
-		_ = hc.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+		if hc.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)) == nil {
+			roundTrip(t, &hc, new(Health))
+		}
 	})
+}
+
+// roundTrip checks that v, marshalled to JSON and unmarshalled into back,
+// is v again.
+func roundTrip[T any](t *testing.T, v, back *T) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("marshalling %+v: %v", *v, err)
+	}
+	if err := json.Unmarshal(b, back); err != nil {
+		t.Fatalf("unmarshalling %s: %v", b, err)
+	}
+	if !reflect.DeepEqual(v, back) {
+		t.Fatalf("through JSON %s, %+v came back as %+v", b, *v, *back)
+	}
 }
 
 // Any answer from the token or ticket endpoint gives a typed error that holds

@@ -55,6 +55,11 @@ type Cache struct {
 	// refreshScheduled and pollStored themselves.
 	autoRefresh bool
 
+	// joined, if set, is called by each caller that has joined an app's
+	// flight and is about to wait for it: tests hold a fetch open until
+	// every caller has met in one flight.
+	joined func()
+
 	flight      singleflight.Group
 	entries     *lru.Cache[string, *entry] // safe for concurrent use on its own
 	size        atomic.Int64               // the entries' bound

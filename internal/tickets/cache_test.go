@@ -176,8 +176,8 @@ func TestCacheRefreshFailure(t *testing.T) {
 
 func TestCacheStampedeFetchesOnce(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
-	f.fake.SetFault(webanktest.TokenEndpoint, webanktest.Fault{Delay: 200 * time.Millisecond})
 	const n = 100
+	holdFetchUntil(f.cache, n)
 	var wg sync.WaitGroup
 	got := make([]*Ticket, n)
 	errs := make([]error, n)
@@ -200,7 +200,7 @@ func TestCacheStampedeFetchesOnce(t *testing.T) {
 // A caller that gives up does not cancel the fetch for the others.
 func TestCacheWaiterGivingUpDoesNotCancelFetch(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
-	f.fake.SetFault(webanktest.TokenEndpoint, webanktest.Fault{Delay: 100 * time.Millisecond})
+	holdFetchUntil(f.cache, 2) // the one who gives up, and the one who waits
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := f.cache.ticket(gone, f.key); !errors.Is(err, context.Canceled) {

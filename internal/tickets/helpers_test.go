@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,9 +47,19 @@ func (c *testClock) Advance(d time.Duration) {
 // caps, redaction and error classes, is tested in the root package and end
 // to end in caddytest; here only the classes the tests look at are told
 // apart.
-type testFetcher struct{ client http.Client }
+type testFetcher struct {
+	client http.Client
+	gate   chan struct{} // if set, token fetches wait for it to close
+}
 
 func (f *testFetcher) Token(ctx context.Context, c Credentials) (string, time.Duration, error) {
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		}
+	}
 	var a struct {
 		Code        string          `json:"code"`
 		AccessToken string          `json:"access_token"`
@@ -133,4 +144,18 @@ func newTestCache(t testing.TB, size int, clock *testClock) *Cache {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// holdFetchUntil makes c's token fetches wait until n callers have joined
+// one flight: a stampede test then proves that they met, not merely that
+// their timing overlapped. Set it before any caller starts.
+func holdFetchUntil(c *Cache, n int32) {
+	gate := make(chan struct{})
+	c.fetcher.(*testFetcher).gate = gate
+	var joined atomic.Int32
+	c.joined = func() {
+		if joined.Add(1) == n {
+			close(gate)
+		}
+	}
 }

@@ -45,6 +45,9 @@ func (c *Cache) ticket(ctx context.Context, key string) (*Ticket, error) {
 			return now.Before(t.expires)
 		})
 	})
+	if c.joined != nil {
+		c.joined()
+	}
 	select {
 	case res := <-ch:
 		if res.Err != nil {

@@ -1,0 +1,111 @@
+package webanksign
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// TestOneSecretPerApp provisions several handlers into one config: one
+// app_id may appear in any number of them, with one secret only.
+func TestOneSecretPerApp(t *testing.T) {
+	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
+	t.Setenv("WBS_TEST_OTHER", "other-s3cr3t")
+	t.Setenv("WBS_TEST_SAME", "s3cr3t-value")
+	load := func(ctx caddy.Context, h *Handler) error {
+		t.Helper()
+		err := h.Provision(ctx)
+		t.Cleanup(func() { _ = h.Cleanup() })
+		return err
+	}
+	ctx := testContext(t)
+	first := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1", Source: "Caddyfile:3"}
+	if err := load(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	same := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SAME}", BaseURL: "http://127.0.0.1:1"}
+	if err := load(ctx, same); err != nil {
+		t.Fatalf("a second handler with the same secret (from another placeholder): %v", err)
+	}
+	app, err := ctx.App("webank_sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	for _, st := range app.(*App).cache.Status() {
+		if st.AppID == "IDA1" && st.BaseURL == "http://127.0.0.1:1" {
+			entries++
+		}
+	}
+	if entries != 1 {
+		t.Errorf("two handlers of one app are %d apps in the cache, want 1 (sharing its ticket)", entries)
+	}
+	otherURL := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "https://127.0.0.1:2"}
+	if err := load(ctx, otherURL); err != nil {
+		t.Fatalf("the same app and secret at another base_url: %v", err)
+	}
+	conflict := &Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_OTHER}"}},
+		BaseURL: "https://idasc.webank.com", Source: "Caddyfile:17"}
+	err = load(ctx, conflict)
+	want := "app_id IDA1 is given one secret at Caddyfile:3 and another at Caddyfile:17"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("conflicting secret (at another base_url): error = %v, want one containing %q", err, want)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q holds a secret", err)
+	}
+	noSource := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:1"}
+	if err := load(ctx, noSource); err == nil || !strings.Contains(err.Error(), "another at webank_sign handler #5 of the config") {
+		t.Errorf("conflict in a JSON config: error = %v, want it to name the handler by position", err)
+	}
+	// Another config (a reload) may change the secret.
+	if err := load(testContext(t), noSource); err != nil {
+		t.Errorf("a new config with a new secret: %v", err)
+	}
+}
+
+// TestAppSharesOneCache checks that every config's App holds the one
+// process-wide cache, which outlives a reload and is closed with the last
+// config that uses it.
+func TestAppSharesOneCache(t *testing.T) {
+	load := func() (*App, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := newConfigContext(t)
+		t.Cleanup(cancel)
+		app, err := ctx.App("webank_sign")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.(*App), cancel
+	}
+	old, unloadOld := load()
+	reloaded, unloadNew := load()
+	if old.cache != reloaded.cache || loadedCache() != old.cache {
+		t.Fatal("two loaded configs do not share the process's ticket cache")
+	}
+	unloadOld()
+	if loadedCache() != reloaded.cache {
+		t.Error("unloading the old config dropped the cache the new one uses")
+	}
+	unloadNew()
+	if c := loadedCache(); c != nil {
+		t.Error("the cache outlived the last config that used it")
+	}
+}
+
+func TestAppCacheSize(t *testing.T) {
+	ctx := testContext(t)
+	if err := (&App{CacheSize: -1}).Provision(ctx); err == nil || !strings.Contains(err.Error(), "cache_size") {
+		t.Errorf("cache_size -1: error = %v, want one naming cache_size", err)
+	}
+	app := new(App)
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Cleanup() })
+	if app.size != defaultCacheSize {
+		t.Errorf("default size = %d, want %d", app.size, defaultCacheSize)
+	}
+}
