@@ -41,8 +41,8 @@ const (
 	modeJSON  = "json"
 )
 
-// jsonAPIs are the paths of WeBank's APIs signed over a JSON body; see the
-// protocol notes, section 6.
+// jsonAPIs are the paths of WeBank's APIs signed over a JSON body
+// (docs/protocol.md §8.2).
 var jsonAPIs = map[string]bool{
 	"/api/v2/base/queryfacerecord": true,
 	"/api/server/getOcrCertId":     true,

@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// The known-answer vectors of the protocol notes (shared/webank-protocol.md):
-// both use the five-value order_no scheme that getOcrResult uses.
+// Known-answer vectors 1 and 3 of docs/protocol.md §12: both use the
+// five-value order_no scheme that getOcrResult uses.
 func TestSignKnownAnswers(t *testing.T) {
 	tests := []struct {
 		name                                   string
@@ -50,8 +50,8 @@ func TestSignKnownAnswers(t *testing.T) {
 	}
 }
 
-// A case-insensitive sort gives a different signature (the protocol notes
-// list the wrong answer for vector 1); byte order puts "F" before "a".
+// A case-insensitive sort gives a different signature (docs/protocol.md §5
+// gives the wrong answer for vector 1); byte order puts "F" before "a".
 func TestSignIsByteOrderNotCaseInsensitive(t *testing.T) {
 	const wrong = "6993167F07AAE4813B2265E96838036F1376908F"
 	got := sign("appId001", "aabc1457895464", "1.0.0",

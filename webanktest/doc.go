@@ -30,8 +30,8 @@
 // the request (see [Fake.OCRResultBody], [Fake.BankCardResultBody],
 // [Fake.SyncResultBody] and [Fake.FaceRecordResultBody]) and the wrapper
 // {"code","msg","bizSeqNo","transactionTime","result":{…}}, with the
-// business fields under "result", as the protocol notes read WeBank's flat
-// field tables. On every signed endpoint the order number must be 1 to 32
+// business fields under "result", as docs/protocol.md §8.4 reads WeBank's
+// flat field tables. On every signed endpoint the order number must be 1 to 32
 // of [A-Za-z0-9_-], the nonce 32 of [A-Za-z0-9] and the sign 40 hex
 // digits.
 //
@@ -43,7 +43,7 @@
 //     parameters are ignored.
 //   - getBankCardOcrResult: fields are spelt bankCardNo, bankCardValidDate
 //     (MM/YYYY, as WeBank's bank-card OCR upload answers it) and warnCode, as
-//     in the protocol notes; the sibling upload API spells them bankcardNo,
+//     in docs/protocol.md §8.1; the sibling upload API spells them bankcardNo,
 //     bankcardValidDate and warningCode.
 //   - sync: get_file absent or empty asks for no file, as documented; a
 //     value other than 1, 2 or 3 is refused with "400102", where WeBank

@@ -3,7 +3,7 @@ package webanktest
 import "testing"
 
 func TestSignKnownAnswers(t *testing.T) {
-	// Vectors 1 and 3 of the protocol notes: the five getOcrResult values
+	// Vectors 1 and 3 of docs/protocol.md §12: the five getOcrResult values
 	// {app_id, order_no, version, SIGN ticket, nonce}.
 	tests := []struct {
 		name                                   string
