@@ -19,34 +19,15 @@ const (
 	otherApp   = "IDATEST2"
 )
 
-// testClock is a clock that moves only when told to. It is safe for
-// concurrent use.
-type testClock struct {
-	mu  sync.Mutex // protects now
-	now time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2025, 3, 15, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+func newTestClock() *Clock {
+	return NewClock(time.Date(2025, 3, 15, 10, 0, 0, 0, time.UTC))
 }
 
 // fixture is a running fake with an injected clock, and a client for it.
 type fixture struct {
 	t     *testing.T
 	s     *Server
-	clock *testClock
+	clock *Clock
 }
 
 // newFixture starts a fake with the test apps, a test clock and opts' other

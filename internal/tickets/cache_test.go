@@ -53,12 +53,7 @@ func (f *cacheFixture) ticket(t *testing.T) *Ticket {
 
 func (f *cacheFixture) wantCalls(t *testing.T, tokens int64) {
 	t.Helper()
-	if got := f.fake.TokenCalls(); got != tokens {
-		t.Errorf("token calls = %d, want %d", got, tokens)
-	}
-	if got := f.fake.TicketCalls(); got != tokens {
-		t.Errorf("ticket calls = %d, want %d", got, tokens)
-	}
+	wantCalls(t, f.fake, tokens, tokens)
 }
 
 func TestNewTicketSchedule(t *testing.T) {

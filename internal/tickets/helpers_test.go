@@ -8,10 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
 const (
@@ -20,26 +21,11 @@ const (
 	testRefresh = 20 * time.Minute // WeBank's advice, and the plugin's default
 )
 
-// testClock is a clock that moves only when told to.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// testClock is the fake WeBank's clock, shared with the cache under test.
+type testClock = webanktest.Clock
 
 func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return webanktest.NewClock(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
 }
 
 // testFetcher is a plain Fetcher for the cache's tests, speaking to the
@@ -129,6 +115,17 @@ func seconds(raw json.RawMessage) time.Duration {
 	}
 	n, _ := s.Float64()
 	return time.Duration(n * float64(time.Second))
+}
+
+// wantCalls checks how many token and ticket calls fake has answered.
+func wantCalls(t *testing.T, fake *webanktest.Server, tokens, tickets int64) {
+	t.Helper()
+	if got := fake.TokenCalls(); got != tokens {
+		t.Errorf("token calls = %d, want %d", got, tokens)
+	}
+	if got := fake.TicketCalls(); got != tickets {
+		t.Errorf("ticket calls = %d, want %d", got, tickets)
+	}
 }
 
 // newTestCache returns a cache of size apps, fetching from the fake WeBank,

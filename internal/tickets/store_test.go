@@ -124,12 +124,7 @@ func (s *sidecar) ticket(t *testing.T) *Ticket {
 
 func (f *fleetFixture) wantCalls(t *testing.T, tokens, tickets int64) {
 	t.Helper()
-	if got := f.fake.TokenCalls(); got != tokens {
-		t.Errorf("token calls = %d, want %d", got, tokens)
-	}
-	if got := f.fake.TicketCalls(); got != tickets {
-		t.Errorf("ticket calls = %d, want %d", got, tickets)
-	}
+	wantCalls(t, f.fake, tokens, tickets)
 }
 
 func TestSealedRecord(t *testing.T) {
