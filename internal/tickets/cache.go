@@ -65,17 +65,21 @@ type Cache struct {
 	size        atomic.Int64               // the entries' bound
 	storageDown atomic.Bool                // the last storage operation failed
 
-	carryMu sync.Mutex            // protects carried
-	carried map[string]fetchState // what evicted entries knew, for their next entry
-
 	ctx    context.Context // done once Close is called; parent of every fetch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the refresher and the work it started
 	wake   chan struct{}  // tells the refresher to look at the schedule again
 
-	mu      sync.Mutex              // protects apps and running
-	apps    map[string][]*appConfig // registrations per app, the latest last
-	running bool                    // the refresher goroutine has been started
+	mu      sync.Mutex             // protects apps and running
+	apps    map[string]*registered // the registered apps, by key
+	running bool                   // the refresher goroutine has been started
+}
+
+// registered is one app as long as it is registered: how it is to be
+// fetched, and what is known about fetching it.
+type registered struct {
+	regs  []*appConfig // the latest last
+	state *appState
 }
 
 // New returns a cache that keeps the tickets of at most size apps (more are
@@ -86,7 +90,6 @@ func New(size int, f Fetcher) *Cache {
 	entries, err := lru.NewWithEvict(max(size, 1), func(key string, e *entry) {
 		if !e.gone.Swap(true) { // not removed by unregister: pushed out by other apps
 			c.metrics.evictions.Inc()
-			c.carryOver(key, e)
 		}
 	})
 	if err != nil {
@@ -105,8 +108,7 @@ func New(size int, f Fetcher) *Cache {
 		ctx:         ctx,
 		cancel:      cancel,
 		wake:        make(chan struct{}, 1),
-		apps:        make(map[string][]*appConfig),
-		carried:     make(map[string]fetchState),
+		apps:        make(map[string]*registered),
 	}
 	c.size.Store(int64(max(size, 1)))
 	return c
@@ -140,16 +142,23 @@ func (c *Cache) register(key string, cfg appConfig) *appConfig {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	reg := &cfg
-	c.apps[key] = append(c.apps[key], reg)
+	r := c.apps[key]
+	if r == nil {
+		r = &registered{state: new(appState)}
+		c.apps[key] = r
+	}
+	r.regs = append(r.regs, reg)
 	return reg
 }
 
 func (c *Cache) unregister(key string, reg *appConfig) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	regs := slices.DeleteFunc(c.apps[key], func(r *appConfig) bool { return r == reg })
-	if len(regs) > 0 {
-		c.apps[key] = regs
+	r := c.apps[key]
+	if r == nil {
+		return
+	}
+	if r.regs = slices.DeleteFunc(r.regs, func(r *appConfig) bool { return r == reg }); len(r.regs) > 0 {
 		return
 	}
 	delete(c.apps, key)
@@ -157,20 +166,17 @@ func (c *Cache) unregister(key string, reg *appConfig) {
 		e.gone.Store(true) // removed, not evicted
 	}
 	c.entries.Remove(key)
-	c.carryMu.Lock()
-	delete(c.carried, key)
-	c.carryMu.Unlock()
 }
 
 // app returns how key's tickets are fetched now.
 func (c *Cache) app(key string) (appConfig, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	regs := c.apps[key]
-	if len(regs) == 0 {
+	r := c.apps[key]
+	if r == nil {
 		return appConfig{}, false
 	}
-	return *regs[len(regs)-1], true
+	return *r.regs[len(r.regs)-1], true
 }
 
 // current returns every registered app's key and how its tickets are
@@ -179,8 +185,8 @@ func (c *Cache) current() map[string]appConfig {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cfgs := make(map[string]appConfig, len(c.apps))
-	for k, regs := range c.apps {
-		cfgs[k] = *regs[len(regs)-1]
+	for k, r := range c.apps {
+		cfgs[k] = *r.regs[len(r.regs)-1]
 	}
 	return cfgs
 }
@@ -191,8 +197,8 @@ func (c *Cache) OtherBaseURLs(appID, baseURL string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	for _, regs := range c.apps {
-		for _, r := range regs {
+	for _, app := range c.apps {
+		for _, r := range app.regs {
 			if r.creds.AppID == appID && r.creds.BaseURL != baseURL && !slices.Contains(out, r.creds.BaseURL) {
 				out = append(out, r.creds.BaseURL)
 			}
@@ -221,34 +227,28 @@ func (c *Cache) peek(key string) *entry {
 	return e
 }
 
-// entry returns key's entry, adding one if there is none: empty, or with
-// what the app's evicted entry knew.
+// entry returns key's entry, adding one if there is none, which shares the
+// app's state with every entry the app had before.
 func (c *Cache) entry(key string) *entry {
 	if e, ok := c.entries.Peek(key); ok {
 		return e
 	}
-	n := new(entry)
-	c.carryMu.Lock()
-	st, carried := c.carried[key]
-	c.carryMu.Unlock()
-	n.st = st
+	n := &entry{app: c.state(key)}
 	if prev, found, _ := c.entries.PeekOrAdd(key, n); found {
 		return prev
-	}
-	if carried {
-		c.carryMu.Lock()
-		delete(c.carried, key)
-		c.carryMu.Unlock()
 	}
 	return n
 }
 
-// carryOver keeps what evicted entry e of key knew, while key is registered.
-func (c *Cache) carryOver(key string, e *entry) {
-	st := e.state()
-	c.carryMu.Lock()
-	defer c.carryMu.Unlock()
-	c.carried[key] = st
+// state returns what is known about fetching key's tickets: kept while key
+// is registered, fresh (and kept nowhere) if it is not.
+func (c *Cache) state(key string) *appState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.apps[key]; r != nil {
+		return r.state
+	}
+	return new(appState)
 }
 
 // touch marks key's entry e used in the LRU, at most once a second: the

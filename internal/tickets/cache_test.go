@@ -236,7 +236,7 @@ func TestCacheInvalidate(t *testing.T) {
 func TestCacheRegistration(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
 	f.cache.mu.Lock()
-	first := f.cache.apps[f.key][0]
+	first := f.cache.apps[f.key].regs[0]
 	f.cache.mu.Unlock()
 	cfg := *first
 	cfg.refresh = time.Hour
@@ -349,7 +349,7 @@ func TestInvalidateCappedTicket(t *testing.T) {
 // retirement, not for its full life.
 func TestInstallCapsTicketOfOlderToken(t *testing.T) {
 	now := newTestClock().Now()
-	e := new(entry)
+	e := &entry{app: new(appState)}
 	newest := &accessToken{value: "new", gen: 5, fetched: now, life: 2 * time.Hour}
 	e.learnToken(newest)
 	old := newTicket("old-ticket", now, time.Hour, &accessToken{value: "old", gen: 4, fetched: now, life: 2 * time.Hour}, testRefresh)

@@ -33,15 +33,24 @@ type entry struct {
 	gone atomic.Bool            // evicted or removed: its ticket is no longer kept current
 	used atomic.Int64           // when a request last marked it used in the LRU, in Unix nanoseconds
 
+	app *appState // shared by every entry the app has had
+}
+
+// appState is what the cache knows about fetching one app's tickets. The
+// cache keeps it for as long as the app is registered, whether or not the
+// app's entry is in the LRU, and every entry of the app shares it: so a
+// fetch that ends after its entry was evicted records its outcome where the
+// next entry reads it, and eviction never resets the limits on fetching.
+// The ticket itself is the entry's: an app that comes back gets the current
+// one from storage.
+type appState struct {
 	mu       sync.Mutex // protects st and nextPoll
 	st       fetchState
 	nextPoll time.Time // when the refresher next polls storage
 }
 
-// fetchState is what an app's entry knows about fetching that must outlive
-// the entry: when the app is evicted, its next entry starts from it, so that
-// eviction never resets the limits on fetching. The ticket itself is not
-// kept: the next entry gets the current one from storage.
+// fetchState is the part of an appState that a status shows and that
+// fetches decide by.
 type fetchState struct {
 	token         *accessToken // the newest token known, which may have no ticket yet
 	failures      int          // consecutive failed fetches
@@ -61,9 +70,9 @@ type failure struct {
 
 // state returns a copy of e's fetch state.
 func (e *entry) state() fetchState {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.st
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	return e.app.st
 }
 
 // usable returns e's ticket if it may be used at now, and nil otherwise.
@@ -78,14 +87,14 @@ func (e *entry) usable(now time.Time) *Ticket {
 // and returns the newest. A ticket made with an older token is then usable
 // only until WeBank retires that token, a minute after tok was issued.
 func (e *entry) learnToken(tok *accessToken) *accessToken {
-	e.mu.Lock()
-	if e.st.token != nil && e.st.token.gen >= tok.gen {
-		tok = e.st.token
-		e.mu.Unlock()
+	e.app.mu.Lock()
+	if e.app.st.token != nil && e.app.st.token.gen >= tok.gen {
+		tok = e.app.st.token
+		e.app.mu.Unlock()
 		return tok
 	}
-	e.st.token = tok
-	e.mu.Unlock()
+	e.app.st.token = tok
+	e.app.mu.Unlock()
 	retire := retireAt(tok)
 	for {
 		cur := e.cur.Load()
@@ -116,17 +125,17 @@ func (e *entry) install(t *Ticket) *Ticket {
 // a ticket was dropped less than minForcedInterval before now. It reports
 // whether the next ticket will be another one, and whether it dropped t.
 func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
 	cur := e.cur.Load()
 	if cur == nil || cur.value != t.value {
 		return true, false // already replaced (a capped copy of t is still t)
 	}
-	if !e.st.lastForced.IsZero() && now.Sub(e.st.lastForced) < minForcedInterval {
+	if !e.app.st.lastForced.IsZero() && now.Sub(e.app.st.lastForced) < minForcedInterval {
 		return false, false
 	}
-	e.st.lastForced = now
-	e.st.rejected, e.st.rejectedToken = t.value, t.token.value
+	e.app.st.lastForced = now
+	e.app.st.rejected, e.app.st.rejectedToken = t.value, t.token.value
 	e.cur.CompareAndSwap(cur, nil)
 	return true, true
 }
@@ -135,44 +144,44 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 // token, and returns the newest token's generation; or, within
 // minForcedInterval of the last, a *TooSoonError.
 func (e *entry) force(now time.Time) (base uint64, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.st.lastForced.IsZero() && now.Sub(e.st.lastForced) < minForcedInterval {
-		return 0, &TooSoonError{RetryIn: minForcedInterval - now.Sub(e.st.lastForced)}
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	if !e.app.st.lastForced.IsZero() && now.Sub(e.app.st.lastForced) < minForcedInterval {
+		return 0, &TooSoonError{RetryIn: minForcedInterval - now.Sub(e.app.st.lastForced)}
 	}
-	e.st.lastForced = now
-	if e.st.token != nil {
-		base, e.st.rejectedToken = e.st.token.gen, e.st.token.value // fetch a new token, not just a ticket
+	e.app.st.lastForced = now
+	if e.app.st.token != nil {
+		base, e.app.st.rejectedToken = e.app.st.token.gen, e.app.st.token.value // fetch a new token, not just a ticket
 	}
 	return base, nil
 }
 
 func (e *entry) isRejected(value string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.st.rejected == value
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	return e.app.st.rejected == value
 }
 
 // failed records a failed fetch and returns how long to back off.
 func (e *entry) failed(err error, now time.Time, jitter func(time.Duration) time.Duration) time.Duration {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.st.failures++
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	e.app.st.failures++
 	d := backoffMax
-	if e.st.failures <= 6 { // 1s << 6 > backoffMax
-		d = min(backoffMax, backoffBase<<(e.st.failures-1))
+	if e.app.st.failures <= 6 { // 1s << 6 > backoffMax
+		d = min(backoffMax, backoffBase<<(e.app.st.failures-1))
 	}
 	d = jitter(d)
-	e.st.retryAt = now.Add(d)
-	e.st.lastErr = err
-	e.st.lastFailure = failure{errClass(err), err.Error(), now}
+	e.app.st.retryAt = now.Add(d)
+	e.app.st.lastErr = err
+	e.app.st.lastFailure = failure{errClass(err), err.Error(), now}
 	return d
 }
 
 func (e *entry) succeeded() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.st.failures, e.st.retryAt, e.st.lastErr = 0, time.Time{}, nil
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	e.app.st.failures, e.app.st.retryAt, e.app.st.lastErr = 0, time.Time{}, nil
 }
 
 // backoffError is returned instead of fetching while a failed fetch is being
@@ -191,28 +200,28 @@ func (e *backoffError) Unwrap() error { return e.err }
 // backingOff returns the error to answer with while the last fetch failed
 // and its backoff has not passed, and nil otherwise.
 func (e *entry) backingOff(now time.Time) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.st.lastErr == nil || !now.Before(e.st.retryAt) {
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	if e.app.st.lastErr == nil || !now.Before(e.app.st.retryAt) {
 		return nil
 	}
-	return &backoffError{e.st.lastErr, e.st.retryAt.Sub(now)}
+	return &backoffError{e.app.st.lastErr, e.app.st.retryAt.Sub(now)}
 }
 
 // schedule returns when the refresher should next refresh e's ticket t, and
 // when it should next poll storage (the zero time if it has never polled).
 func (e *entry) schedule(t *Ticket) (refresh, poll time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
 	refresh = t.refreshAt
-	if e.st.retryAt.After(refresh) {
-		refresh = e.st.retryAt
+	if e.app.st.retryAt.After(refresh) {
+		refresh = e.app.st.retryAt
 	}
-	return refresh, e.nextPoll
+	return refresh, e.app.nextPoll
 }
 
 func (e *entry) setNextPoll(at time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.nextPoll = at
+	e.app.mu.Lock()
+	defer e.app.mu.Unlock()
+	e.app.nextPoll = at
 }

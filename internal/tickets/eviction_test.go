@@ -15,7 +15,7 @@ import (
 	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
-// evictionFixture is a cache of two apps' room, without storage, in front
+// evictionFixture is a cache of two apps' room (or size), without storage, in front
 // of a fake WeBank that knows three apps.
 type evictionFixture struct {
 	clock   *testClock
@@ -27,11 +27,16 @@ type evictionFixture struct {
 
 func newEvictionFixture(t *testing.T) *evictionFixture {
 	t.Helper()
+	return newEvictionFixtureOfSize(t, 2)
+}
+
+func newEvictionFixtureOfSize(t *testing.T, size int) *evictionFixture {
+	t.Helper()
 	clock := newTestClock()
 	apps := map[string]string{"IDAEV1": "s1", "IDAEV2": "s2", "IDAEV3": "s3"}
 	fake := webanktest.NewServer(webanktest.Options{Apps: apps, Now: clock.Now})
 	t.Cleanup(fake.Close)
-	c := newTestCache(t, 2, clock)
+	c := newTestCache(t, size, clock)
 	f := &evictionFixture{clock: clock, fake: fake, cache: c}
 	for i := 1; i <= 3; i++ {
 		h, err := c.Register(Config{
@@ -109,6 +114,70 @@ func TestEvictionKeepsBackoff(t *testing.T) {
 	f.clock.Advance(backoffBase) // the backoff is over
 	if _, err := f.cache.ticket(context.Background(), failing); err != nil {
 		t.Errorf("after the backoff: %v", err)
+	}
+}
+
+// TestEvictionDuringFailingFetch checks that a fetch that fails after its
+// app was evicted still backs the app off: the failure is not written into
+// an entry nothing reads any more.
+func TestEvictionDuringFailingFetch(t *testing.T) {
+	f := newEvictionFixture(t)
+	held := f.keys[0]
+	fetcher := f.cache.fetcher.(*testFetcher)
+	fetcher.heldApp, fetcher.entered, fetcher.outcome = "IDAEV1", make(chan struct{}), make(chan error)
+	done := make(chan error)
+	go func() {
+		_, err := f.cache.ticket(context.Background(), held)
+		done <- err
+	}()
+	<-fetcher.entered // the held app's fetch is under way, its entry in the cache
+	for _, k := range f.keys[1:] {
+		if _, err := f.cache.ticket(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.cache.peek(held) != nil {
+		t.Fatal("the app whose fetch is under way was not evicted")
+	}
+	fetcher.outcome <- &FetchError{Step: "access token", Class: "http_status", Msg: "HTTP 500"}
+	if err := <-done; err == nil {
+		t.Fatal("the failed fetch returned a ticket")
+	}
+	calls := f.fake.TokenCalls()
+	_, err := f.cache.ticket(context.Background(), held)
+	var be *backoffError
+	if !errors.As(err, &be) {
+		t.Errorf("the next request after the failure: %v, want the backoff to hold", err)
+	}
+	if got := f.fake.TokenCalls() - calls; got != 0 {
+		t.Errorf("token calls during the backoff = %d, want 0", got)
+	}
+}
+
+// TestEvictionKeepsForcedLimit checks that forced refreshes stay limited to
+// one a minute per app however the apps push each other out of the cache.
+func TestEvictionKeepsForcedLimit(t *testing.T) {
+	f := newEvictionFixtureOfSize(t, 1) // every refresh evicts the app before
+	accepted := 0
+	for round := 0; round < 4; round++ {
+		for i := 1; i <= 3; i++ {
+			found, err := f.cache.ForceRefresh(context.Background(), fmt.Sprintf("IDAEV%d", i))
+			var tooSoon *TooSoonError
+			switch {
+			case !found:
+				t.Fatalf("IDAEV%d not found", i)
+			case err == nil:
+				accepted++
+			case !errors.As(err, &tooSoon):
+				t.Fatalf("IDAEV%d: %v", i, err)
+			}
+		}
+	}
+	if accepted != 3 {
+		t.Errorf("forced refreshes accepted within a minute = %d, want 3 (one per app)", accepted)
+	}
+	if got := f.fake.TokenCalls(); got != 3 {
+		t.Errorf("token calls = %d, want 3", got)
 	}
 }
 

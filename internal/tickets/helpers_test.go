@@ -36,6 +36,13 @@ func newTestClock() *testClock {
 type testFetcher struct {
 	client http.Client
 	gate   chan struct{} // if set, token fetches wait for it to close
+
+	// If set, the first token fetch for heldApp announces itself on entered
+	// and then returns the error sent on outcome, or fetches if it is nil.
+	heldApp string
+	entered chan struct{}
+	outcome chan error
+	held    atomic.Bool
 }
 
 func (f *testFetcher) Token(ctx context.Context, c Credentials) (string, time.Duration, error) {
@@ -44,6 +51,12 @@ func (f *testFetcher) Token(ctx context.Context, c Credentials) (string, time.Du
 		case <-f.gate:
 		case <-ctx.Done():
 			return "", 0, ctx.Err()
+		}
+	}
+	if f.heldApp != "" && c.AppID == f.heldApp && !f.held.Swap(true) {
+		f.entered <- struct{}{}
+		if err := <-f.outcome; err != nil {
+			return "", 0, err
 		}
 	}
 	var a struct {
