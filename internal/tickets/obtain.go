@@ -194,15 +194,20 @@ func (c *Cache) obtain(ctx context.Context, cfg appConfig, e *entry, usable func
 	return t, false, nil
 }
 
+// lockPoll is how often a sidecar waiting for a peer's storage lock reads
+// storage again: often enough to take up the peer's ticket within about a
+// second, well inside any fetch timeout.
+const lockPoll = time.Second
+
 // lock takes cfg's storage lock and returns nil, nil. While a peer holds
-// it, storage is read again every poll interval: if the peer stored a ticket
+// it, storage is read again every lockPoll: if the peer stored a ticket
 // that usable accepts, lock returns it, without the lock. Otherwise err says
 // why there is no lock: ctx ended, or storage failed.
 func (c *Cache) lock(ctx context.Context, cfg appConfig, e *entry, usable func(*Ticket) bool, log *zap.Logger) (*Ticket, error) {
 	began := time.Now()
 	defer func() { c.metrics.lockWait.Observe(time.Since(began).Seconds()) }()
 	for {
-		wait, cancel := context.WithTimeout(ctx, cfg.poll)
+		wait, cancel := context.WithTimeout(ctx, min(lockPoll, cfg.poll))
 		err := cfg.store.lock(wait)
 		expired := wait.Err() != nil
 		cancel()

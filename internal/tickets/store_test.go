@@ -24,6 +24,8 @@ type flakyStorage struct {
 	down  atomic.Bool
 	hang  atomic.Bool  // calls block until their context ends, as a black-holed Redis would
 	calls atomic.Int64 // Load, Store and Lock calls, failed or not
+
+	locking chan struct{} // if set, told of every Lock call before it waits
 }
 
 func (s *flakyStorage) fail(ctx context.Context) error {
@@ -57,6 +59,12 @@ func (s *flakyStorage) Store(ctx context.Context, key string, v []byte) error {
 
 func (s *flakyStorage) Lock(ctx context.Context, name string) error {
 	s.calls.Add(1)
+	if s.locking != nil {
+		select {
+		case s.locking <- struct{}{}:
+		default:
+		}
+	}
 	if err := s.fail(ctx); err != nil {
 		return err
 	}
@@ -392,4 +400,40 @@ func TestHangingStorageDegrades(t *testing.T) {
 	if s.logs.FilterMessage("storage unavailable; tickets are kept in memory only until it works again").Len() != 1 {
 		t.Errorf("the hanging storage was not reported as unavailable")
 	}
+}
+
+// A sidecar waiting for a peer's storage lock reads storage again about
+// every second, not once per poll period (15 s with the default refresh,
+// longer than the fetch timeout): it takes up the ticket the peer stores
+// instead of timing out.
+func TestLockWaitAdoptsPeerTicket(t *testing.T) {
+	f := newFleetFixture(t)
+	s := f.sidecar(t) // refresh 20m: storage polled every 15s; fetch timeout 5s
+	peer := newStoreFor(t, f, s)
+	ctx := context.Background()
+	if err := peer.lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer peer.unlock()
+	f.storage.locking = make(chan struct{}, 1)
+	type result struct {
+		t   *Ticket
+		err error
+	}
+	got := make(chan result)
+	go func() {
+		tk, err := s.cache.ticket(ctx, s.key)
+		got <- result{tk, err}
+	}()
+	<-f.storage.locking // the sidecar waits for the peer's lock
+	tok := &accessToken{value: "peer-token", gen: 1, by: "peer", fetched: f.clock.Now(), life: MaxTokenLife}
+	stored := newTicket("peer-ticket", f.clock.Now(), MaxTicketLife, tok, testRefresh)
+	if err := peer.save(ctx, record(tok, stored)); err != nil {
+		t.Fatal(err)
+	}
+	res := <-got
+	if res.err != nil || res.t.value != "peer-ticket" {
+		t.Fatalf("ticket while a peer held the lock = %v, want the peer's", res.err)
+	}
+	f.wantCalls(t, 0, 0)
 }
