@@ -157,6 +157,13 @@ type tenant struct {
 	orderKey []byte             // keys the order_no hashes in debug logs
 }
 
+// String describes tn without its secret: fmt prints unexported fields raw,
+// so the Credentials' own redaction does not cover tn.
+func (tn tenant) String() string { return "webanksign.tenant{" + tn.creds.String() + "}" }
+
+// GoString is String, for %#v.
+func (tn tenant) GoString() string { return tn.String() }
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{

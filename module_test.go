@@ -1,6 +1,7 @@
 package webanksign
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -155,5 +156,18 @@ func TestServeHTTPRefusesBody(t *testing.T) {
 	}
 	if len(next.queries) != 0 || fake.TokenCalls() != 0 {
 		t.Errorf("a request with a body was forwarded or fetched a token")
+	}
+}
+
+// A tenant printed by mistake shows its app, not its secret.
+func TestTenantRedacted(t *testing.T) {
+	h, _ := newTestHandler(t)
+	tn := h.tenants[0]
+	for _, v := range []any{tn, *tn} {
+		for _, verb := range []string{"%v", "%+v", "%#v"} {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, testSecret) || !strings.Contains(out, testAppID) {
+				t.Errorf("Sprintf(%q, %T) = %q, want the app_id and no secret", verb, v, out)
+			}
+		}
 	}
 }

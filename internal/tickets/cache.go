@@ -126,6 +126,14 @@ type appConfig struct {
 	emit    func(event string, data map[string]any) // nil: none
 }
 
+// String describes cfg without its secret: fmt prints a struct's
+// unexported fields without their String methods, so the Credentials'
+// redaction alone would not cover cfg.
+func (cfg appConfig) String() string { return "tickets.appConfig{" + cfg.creds.String() + "}" }
+
+// GoString is String, for %#v.
+func (cfg appConfig) GoString() string { return cfg.String() }
+
 // appKey names an app in the cache. Registrations with the same app_id,
 // base_url and secret share one ticket; the secret takes part through a
 // hash, so that a reload that changes it starts afresh instead of reusing

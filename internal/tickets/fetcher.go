@@ -1,6 +1,7 @@
 package tickets
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"time"
@@ -19,6 +20,16 @@ func (c Credentials) String() string { return "app_id " + c.AppID + " at " + c.B
 // GoString describes c without its secret, for %#v.
 func (c Credentials) GoString() string {
 	return `tickets.Credentials{AppID: "` + c.AppID + `", BaseURL: "` + c.BaseURL + `", Secret: (redacted)}`
+}
+
+// MarshalJSON describes c without its secret: a safety net, since nothing
+// should marshal credentials.
+func (c Credentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AppID   string `json:"app_id"`
+		BaseURL string `json:"base_url"`
+		Secret  string `json:"secret"`
+	}{c.AppID, c.BaseURL, "(redacted)"})
 }
 
 // Fetcher talks to WeBank's oauth2 endpoints for the cache. Each call must
