@@ -88,7 +88,7 @@ func (e *entry) usable(now time.Time) *Ticket {
 // only until WeBank retires that token, a minute after tok was issued.
 func (e *entry) learnToken(tok *accessToken) *accessToken {
 	e.app.mu.Lock()
-	if e.app.st.token != nil && e.app.st.token.gen >= tok.gen {
+	if e.app.st.token != nil && !tok.after(e.app.st.token) {
 		tok = e.app.st.token
 		e.app.mu.Unlock()
 		return tok
@@ -98,7 +98,7 @@ func (e *entry) learnToken(tok *accessToken) *accessToken {
 	retire := retireAt(tok)
 	for {
 		cur := e.cur.Load()
-		if cur == nil || cur.token.gen >= tok.gen || e.cur.CompareAndSwap(cur, cur.capped(retire)) {
+		if cur == nil || !tok.after(cur.token) || e.cur.CompareAndSwap(cur, cur.capped(retire)) {
 			return tok
 		}
 	}
@@ -107,7 +107,7 @@ func (e *entry) learnToken(tok *accessToken) *accessToken {
 // install makes t e's ticket unless e already has a newer one, and returns
 // the ticket e then has.
 func (e *entry) install(t *Ticket) *Ticket {
-	if newest := e.learnToken(t.token); newest.gen > t.token.gen {
+	if newest := e.learnToken(t.token); newest.after(t.token) {
 		t = t.capped(retireAt(newest)) // fetched outside the lock while a peer rotated
 	}
 	for {

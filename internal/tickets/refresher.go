@@ -137,7 +137,7 @@ func (c *Cache) pollStored(key string) {
 		return
 	}
 	cur := e.usable(c.now())
-	if cur != nil && (stored == nil || stored.gen < cur.token.gen) {
+	if cur != nil && (stored == nil || cur.token.after(stored)) {
 		c.restore(ctx, cfg, cur, log)
 		return
 	}
@@ -167,7 +167,7 @@ func (c *Cache) restore(ctx context.Context, cfg appConfig, t *Ticket, log *zap.
 		}
 	}()
 	rec, err := cfg.store.load(ctx)
-	if err == nil && rec.Gen >= t.token.gen || err != nil && !errors.Is(err, errNoRecord) {
+	if err == nil && !t.token.after(rec.token()) || err != nil && !errors.Is(err, errNoRecord) {
 		return // a peer stored a newer one meanwhile, or storage failed
 	}
 	if err := cfg.store.save(ctx, record(t.token, t)); err != nil {

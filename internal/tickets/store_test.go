@@ -437,3 +437,59 @@ func TestLockWaitAdoptsPeerTicket(t *testing.T) {
 	}
 	f.wantCalls(t, 0, 0)
 }
+
+// Two replicas that fetched a token of the same generation (one could not
+// read storage at the shared refresh moment) settle on one: the token
+// fetched later, which is the one WeBank keeps, within one poll.
+func TestSameGenerationTokensReconcile(t *testing.T) {
+	f := newFleetFixture(t)
+	a, b := f.sidecar(t), f.sidecar(t)
+	a.ticket(t)
+	b.ticket(t)
+	f.clock.Advance(testRefresh)
+	f.storage.down.Store(true) // a's refresh can neither read nor write storage
+	a.cache.refreshScheduled(a.key)
+	f.storage.down.Store(false)
+	f.clock.Advance(time.Second)
+	b.cache.refreshScheduled(b.key) // under the lock: a second token of generation 2
+	f.wantCalls(t, 3, 3)
+	if ga, gb := a.ticket(t).token, b.ticket(t).token; ga.gen != 2 || gb.gen != 2 || ga.value == gb.value {
+		t.Fatalf("setup: tokens of generations %d and %d, want two different of generation 2", ga.gen, gb.gen)
+	}
+	a.cache.pollStored(a.key)
+	b.cache.pollStored(b.key)
+	ta, tb := a.ticket(t), b.ticket(t)
+	if ta.value != tb.value {
+		t.Errorf("after one poll each the replicas sign with different tickets (tokens fetched by %s and %s)", ta.token.by, tb.token.by)
+	}
+	if ta.token.fetched != f.clock.Now() {
+		t.Errorf("the replicas settled on the token fetched at %v, want the later one (%v)", ta.token.fetched, f.clock.Now())
+	}
+}
+
+// A record older than what a running replica has seen (a restore from
+// backup, a lagging Redis replica) does not win: the replica puts its newer
+// record back at its next poll, and a sidecar that starts afterwards gets
+// the newer one.
+func TestOlderRecordPutBackIsReplaced(t *testing.T) {
+	f := newFleetFixture(t)
+	a := f.sidecar(t)
+	a.ticket(t)
+	st := newStoreFor(t, f, a)
+	backup, err := st.load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(testRefresh)
+	a.cache.refreshScheduled(a.key)
+	if err := st.save(context.Background(), backup); err != nil { // generation 1 put back
+		t.Fatal(err)
+	}
+	a.cache.pollStored(a.key)
+	if rec, err := st.load(context.Background()); err != nil || rec.Gen != 2 {
+		t.Fatalf("after the poll, storage holds generation %d (%v), want 2", rec.Gen, err)
+	}
+	if got := f.sidecar(t).ticket(t); got.token.gen != 2 {
+		t.Errorf("a sidecar started after the poll got generation %d, want 2", got.token.gen)
+	}
+}

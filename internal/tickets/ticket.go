@@ -36,6 +36,23 @@ type accessToken struct {
 	life    time.Duration // as WeBank gave it
 }
 
+// after reports whether a is a newer token than b: of a higher generation,
+// or of the same generation and fetched later. Two replicas fetch tokens of
+// one generation only when one of them could not use storage; WeBank keeps
+// the one fetched later, so the fleet settles on it. A last tie, between
+// tokens fetched at the same instant, is broken by value so that every
+// replica breaks it alike.
+func (a *accessToken) after(b *accessToken) bool {
+	switch {
+	case a.gen != b.gen:
+		return a.gen > b.gen
+	case !a.fetched.Equal(b.fetched):
+		return a.fetched.After(b.fetched)
+	default:
+		return a.value > b.value
+	}
+}
+
 // expires returns when tickets made with a stop being used.
 func (a *accessToken) expires() time.Time {
 	return a.fetched.Add(a.life - min(maxExpirySkew, a.life/10))
@@ -81,11 +98,11 @@ func newTicket(value string, fetched time.Time, life time.Duration, tok *accessT
 	return t
 }
 
-// newer reports whether t is newer than u: made with a newer token, or later
-// with the same one.
+// newer reports whether t is newer than u: made with a newer token (see
+// after), or later with the same one.
 func (t *Ticket) newer(u *Ticket) bool {
-	if t.token.gen != u.token.gen {
-		return t.token.gen > u.token.gen
+	if t.token.value != u.token.value {
+		return t.token.after(u.token)
 	}
 	return t.fetched.After(u.fetched)
 }
