@@ -131,7 +131,7 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 	if cur == nil || cur.value != t.value {
 		return true, false // already replaced (a capped copy of t is still t)
 	}
-	if !e.app.st.lastForced.IsZero() && now.Sub(e.app.st.lastForced) < minForcedInterval {
+	if e.forcedRecently(now) {
 		return false, false
 	}
 	e.app.st.lastForced = now
@@ -146,14 +146,29 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 func (e *entry) force(now time.Time) (base uint64, err error) {
 	e.app.mu.Lock()
 	defer e.app.mu.Unlock()
-	if !e.app.st.lastForced.IsZero() && now.Sub(e.app.st.lastForced) < minForcedInterval {
-		return 0, &TooSoonError{RetryIn: minForcedInterval - now.Sub(e.app.st.lastForced)}
+	if e.forcedRecently(now) {
+		last := e.app.st.lastForced
+		if tok := e.app.st.token; tok != nil && tok.forced && tok.fetched.After(last) {
+			last = tok.fetched
+		}
+		return 0, &TooSoonError{RetryIn: minForcedInterval - now.Sub(last)}
 	}
 	e.app.st.lastForced = now
 	if e.app.st.token != nil {
 		base, e.app.st.rejectedToken = e.app.st.token.gen, e.app.st.token.value // fetch a new token, not just a ticket
 	}
 	return base, nil
+}
+
+// forcedRecently reports whether a ticket was dropped here, or a token was
+// replaced for a rejection anywhere in the fleet, less than
+// minForcedInterval before now. Callers hold e.app.mu.
+func (e *entry) forcedRecently(now time.Time) bool {
+	if !e.app.st.lastForced.IsZero() && now.Sub(e.app.st.lastForced) < minForcedInterval {
+		return true
+	}
+	tok := e.app.st.token
+	return tok != nil && tok.forcedWithin(minForcedInterval, now)
 }
 
 func (e *entry) isRejected(value string) bool {

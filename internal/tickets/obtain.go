@@ -168,15 +168,16 @@ func (c *Cache) obtain(ctx context.Context, cfg appConfig, e *entry, usable func
 	tok := known.token
 	if now := c.now(); tok == nil || !now.Before(tok.expires()) || !now.Before(tok.dueAt(cfg.refresh)) || known.rejectedToken == tok.value {
 		var gen uint64
+		forced := false
 		if tok != nil {
-			gen = tok.gen
+			gen, forced = tok.gen, known.rejectedToken == tok.value
 		}
 		start := c.now()
 		value, life, err := c.fetcher.Token(ctx, cfg.creds)
 		if err != nil {
 			return nil, false, err
 		}
-		tok = &accessToken{value: value, gen: gen + 1, by: c.instance, fetched: start, life: min(life, MaxTokenLife)}
+		tok = &accessToken{value: value, gen: gen + 1, by: c.instance, fetched: start, life: min(life, MaxTokenLife), forced: forced}
 		e.learnToken(tok)
 		if st != nil { // peers learn now that their ticket dies within a minute
 			c.save(ctx, st, record(tok, nil), log)

@@ -35,8 +35,9 @@ type storedRecord struct {
 	Token         string    `json:"token"`
 	TokenFetched  time.Time `json:"token_fetched"`
 	TokenLifeMS   int64     `json:"token_life_ms"`
-	Gen           uint64    `json:"gen"` // 1 for the app's first token, +1 for each token fetched since
-	By            string    `json:"by"`  // the instance that fetched the token (host/pid)
+	Gen           uint64    `json:"gen"`              // 1 for the app's first token, +1 for each token fetched since
+	By            string    `json:"by"`               // the instance that fetched the token (host/pid)
+	Forced        bool      `json:"forced,omitempty"` // the token replaced one WeBank rejected, or was forced
 	Ticket        string    `json:"ticket,omitempty"`
 	TicketFetched time.Time `json:"ticket_fetched"`
 	TicketLifeMS  int64     `json:"ticket_life_ms,omitempty"`
@@ -172,7 +173,7 @@ func (s *ticketStore) open(b []byte) (storedRecord, error) {
 // record is t's token and t as they are kept in storage; with t nil, the
 // token alone.
 func record(tok *accessToken, t *Ticket) storedRecord {
-	r := storedRecord{Token: tok.value, TokenFetched: tok.fetched, TokenLifeMS: tok.life.Milliseconds(), Gen: tok.gen, By: tok.by}
+	r := storedRecord{Token: tok.value, TokenFetched: tok.fetched, TokenLifeMS: tok.life.Milliseconds(), Gen: tok.gen, By: tok.by, Forced: tok.forced}
 	if t != nil {
 		r.Ticket, r.TicketFetched, r.TicketLifeMS = t.value, t.fetched, t.life.Milliseconds()
 	}
@@ -183,7 +184,7 @@ func record(tok *accessToken, t *Ticket) storedRecord {
 // maximum.
 func (r storedRecord) token() *accessToken {
 	return &accessToken{
-		value: r.Token, gen: r.Gen, by: r.By, fetched: r.TokenFetched,
+		value: r.Token, gen: r.Gen, by: r.By, fetched: r.TokenFetched, forced: r.Forced,
 		life: min(time.Duration(r.TokenLifeMS)*time.Millisecond, MaxTokenLife),
 	}
 }

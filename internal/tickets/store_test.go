@@ -493,3 +493,36 @@ func TestOlderRecordPutBackIsReplaced(t *testing.T) {
 		t.Errorf("a sidecar started after the poll got generation %d, want 2", got.token.gen)
 	}
 }
+
+// The limit of one rejection-driven token rotation a minute holds for the
+// fleet, not per replica: a replica that has learned of a peer's rotation
+// (from storage) does not rotate again within the minute, so N replicas
+// cannot rotate N times a minute for a client whose requests WeBank
+// refuses.
+func TestRejectionLimitIsFleetWide(t *testing.T) {
+	f := newFleetFixture(t)
+	a, b := f.sidecar(t), f.sidecar(t)
+	rejected := a.ticket(t)
+	b.ticket(t)
+	if !a.h.Invalidate(rejected) {
+		t.Fatal("the first rejection was not acted on")
+	}
+	rotated := a.ticket(t) // a new token, stored
+	f.wantCalls(t, 2, 2)
+	b.cache.pollStored(b.key)
+	if got := b.ticket(t); got.value != rotated.value {
+		t.Fatal("setup: b did not adopt a's new ticket")
+	}
+	f.clock.Advance(30 * time.Second)
+	if b.h.Invalidate(rotated) {
+		t.Error("b dropped the ticket a fetched for a rejection 30 s ago")
+	}
+	if got := b.ticket(t); got.value != rotated.value {
+		t.Error("b no longer signs with the fleet's ticket")
+	}
+	f.wantCalls(t, 2, 2)
+	f.clock.Advance(30 * time.Second) // a minute after the rotation
+	if !b.h.Invalidate(rotated) {
+		t.Error("a minute after the rotation, a rejection is still not acted on")
+	}
+}

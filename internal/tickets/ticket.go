@@ -34,6 +34,7 @@ type accessToken struct {
 	by      string // the instance that fetched it
 	fetched time.Time
 	life    time.Duration // as WeBank gave it
+	forced  bool          // fetched to replace a token WeBank rejected, or by an operator
 }
 
 // after reports whether a is a newer token than b: of a higher generation,
@@ -51,6 +52,13 @@ func (a *accessToken) after(b *accessToken) bool {
 	default:
 		return a.value > b.value
 	}
+}
+
+// forcedWithin reports whether a was fetched to replace a rejected (or
+// force-refreshed) token less than d before now: anywhere in the fleet,
+// since the fact travels with the token through storage.
+func (a *accessToken) forcedWithin(d time.Duration, now time.Time) bool {
+	return a.forced && now.Sub(a.fetched) < d
 }
 
 // expires returns when tickets made with a stop being used.
