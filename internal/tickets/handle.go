@@ -42,10 +42,11 @@ type Config struct {
 // Handle is one registration of an app: what a handler holds to get the
 // app's ticket for each request. It is safe for concurrent use.
 type Handle struct {
-	c    *Cache
-	key  string
-	reg  *appConfig
-	once sync.Once
+	c        *Cache
+	key      string
+	reg      *appConfig
+	once     sync.Once
+	released atomic.Bool
 
 	entry atomic.Pointer[entry] // the app's entry as last looked up, for the lock-free path
 }
@@ -86,18 +87,32 @@ func (h *Handle) Ticket(ctx context.Context) (*Ticket, error) {
 	if t := h.cached(); t != nil {
 		return t, nil
 	}
-	return h.c.ticket(ctx, h.key)
+	t, err := h.c.ticket(ctx, h.key)
+	if e := h.c.peek(h.key); e != nil && err == nil {
+		h.entry.Store(e)
+	}
+	return t, err
 }
 
 // cached returns the app's ticket with two atomic loads (its entry, then
 // the entry's ticket), or nil when the caller must go the slow way: no
 // entry yet, the entry left the cache, or no usable ticket.
+//
+// A request still in flight on a released handle, whose config was
+// unloaded while it ran, signs with the last ticket the handle knew while
+// that ticket is usable: it must finish normally, although nothing keeps
+// the ticket current any more.
 func (h *Handle) cached() *Ticket {
 	e := h.entry.Load()
 	if e == nil || e.gone.Load() {
-		if e = h.c.peek(h.key); e == nil {
+		n := h.c.peek(h.key)
+		if n == nil {
+			if e != nil && h.released.Load() {
+				return e.usable(h.c.now())
+			}
 			return nil
 		}
+		e = n
 		h.entry.Store(e)
 	}
 	now := h.c.now()
@@ -135,5 +150,8 @@ func (h *Handle) Invalidate(t *Ticket) bool {
 // Release ends the registration. An app whose last registration is
 // released is forgotten, ticket and all. A second Release does nothing.
 func (h *Handle) Release() {
-	h.once.Do(func() { h.c.unregister(h.key, h.reg) })
+	h.once.Do(func() {
+		h.released.Store(true)
+		h.c.unregister(h.key, h.reg)
+	})
 }
