@@ -1,4 +1,4 @@
-package redisstorage
+package fleet
 
 import (
 	"bufio"
@@ -14,15 +14,15 @@ import (
 	"time"
 )
 
-// startTimeout bounds how long StartServer and Restart wait for
+// redisStartTimeout bounds how long startRedis and Restart wait for
 // redis-server to answer.
-const startTimeout = 10 * time.Second
+const redisStartTimeout = 10 * time.Second
 
-// Server is a redis-server process for tests, listening on 127.0.0.1. It
-// keeps nothing on disk, so a restart starts empty. Its methods are safe for
-// concurrent use, but Restart, like StartServer, must be called from the
+// redisServer is a redis-server process for a test, listening on 127.0.0.1.
+// It keeps nothing on disk, so a restart starts empty. Its methods are safe
+// for concurrent use, but Restart, like startRedis, must be called from the
 // test's goroutine since it may end the test.
-type Server struct {
+type redisServer struct {
 	// Addr is where the server listens, as 127.0.0.1:port. It stays the
 	// same across Stop and Restart.
 	Addr string
@@ -30,15 +30,15 @@ type Server struct {
 	tb  testing.TB
 	dir string // the working directory of redis-server; stays empty
 
-	mu   sync.Mutex // protects proc
-	proc *process   // nil while stopped
+	mu   sync.Mutex    // protects proc
+	proc *redisProcess // nil while stopped
 }
 
-// StartServer starts redis-server on 127.0.0.1 and a free port, waits until
+// startRedis starts redis-server on 127.0.0.1 and a free port, waits until
 // it answers, and registers a cleanup with tb that stops it. If
 // redis-server is not installed, it skips the test, or fails it when the
 // environment variable CI is set.
-func StartServer(tb testing.TB) *Server {
+func startRedis(tb testing.TB) *redisServer {
 	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		const hint = "redis-server not installed (apt-get install redis-server)"
@@ -47,7 +47,7 @@ func StartServer(tb testing.TB) *Server {
 		}
 		tb.Skip(hint)
 	}
-	s := &Server{tb: tb, dir: tb.TempDir()}
+	s := &redisServer{tb: tb, dir: tb.TempDir()}
 	tb.Cleanup(s.Stop)
 	// Another process may take the free port before redis-server binds
 	// it, so try a few ports.
@@ -68,7 +68,7 @@ func StartServer(tb testing.TB) *Server {
 
 // Stop kills the server and waits for it to exit. Stopping a stopped server
 // does nothing.
-func (s *Server) Stop() {
+func (s *redisServer) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
@@ -80,8 +80,9 @@ func (s *Server) Stop() {
 // Restart stops the server if it is running and starts it again, empty, at
 // the same address. It fails the test if the server does not come back.
 // Clients that failed to reach the stopped server may take a moment to
-// reconnect (see Storage).
-func (s *Server) Restart() {
+// reconnect: after as many failed dials as its pool has connections,
+// go-redis waits for a background probe, made once a second.
+func (s *redisServer) Restart() {
 	s.tb.Helper()
 	s.Stop()
 	if err := s.start(); err != nil {
@@ -90,13 +91,13 @@ func (s *Server) Restart() {
 }
 
 // start runs redis-server at s.Addr and waits until it answers.
-func (s *Server) start() error {
+func (s *redisServer) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	cmd := exec.Command("redis-server",
 		"--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
 	cmd.Dir = s.dir
-	p := &process{cmd: cmd, exited: make(chan struct{})}
+	p := &redisProcess{cmd: cmd, exited: make(chan struct{})}
 	cmd.Stdout = &p.out
 	cmd.Stderr = &p.out
 	if err := cmd.Start(); err != nil {
@@ -107,16 +108,16 @@ func (s *Server) start() error {
 		close(p.exited)
 	}()
 
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(redisStartTimeout)
 	for !answers(s.Addr, cmd.Process.Pid) {
 		select {
 		case <-p.exited:
-			return &startError{out: p.out.String()}
+			return &redisStartError{out: p.out.String()}
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			return &startError{out: "no answer within " + startTimeout.String()}
+			return &redisStartError{out: "no answer within " + redisStartTimeout.String()}
 		}
 	}
 	s.mu.Lock()
@@ -125,23 +126,23 @@ func (s *Server) start() error {
 	return nil
 }
 
-// process is a running redis-server.
-type process struct {
+// redisProcess is a running redis-server.
+type redisProcess struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has exited
 	out    bytes.Buffer  // stdout and stderr; read only after exited is closed
 }
 
 // kill kills p and waits for it to exit.
-func (p *process) kill() {
+func (p *redisProcess) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.exited
 }
 
-// startError is redis-server failing to start, with its output.
-type startError struct{ out string }
+// redisStartError is redis-server failing to start, with its output.
+type redisStartError struct{ out string }
 
-func (e *startError) Error() string { return "redis-server did not start: " + e.out }
+func (e *redisStartError) Error() string { return "redis-server did not start: " + e.out }
 
 // answers reports whether the redis-server at addr is the process pid: a
 // newly started redis-server that failed to bind its port could otherwise
