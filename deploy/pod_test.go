@@ -107,7 +107,9 @@ func (e sidecarEnv) probe(path string) string {
 // TestKubernetesPod runs the single-replica recipe's Caddyfile, from its
 // ConfigMap, in an in-process Caddy with the environment the Deployment
 // gives the sidecar (the pod IP being 127.0.0.1 here), against the fake
-// WeBank: its probes answer on their paths, and the app's URL signs. What it cannot show: a kubelet
+// WeBank: its probes answer on their paths, the app's URL signs, and the
+// metrics that the pod's Prometheus annotations point at hold every metric
+// the dashboard and the alert rules use. What it cannot show: a kubelet
 // probing a real pod IP, and the image (no cluster or container engine on
 // the CI machines).
 func TestKubernetesPod(t *testing.T) {
@@ -146,4 +148,9 @@ func TestKubernetesPod(t *testing.T) {
 		t.Errorf("ticket records under the data volume: %v, want one", records)
 	}
 
+	t.Run("dashboard and rules metrics exported", func(t *testing.T) {
+		metrics := wantGet(t, env.probe(p.annotations["prometheus.io/path"]), 200)
+		wantNoLeak(t, "/metrics", metrics, fake)
+		checkMetricsUsed(t, metrics)
+	})
 }
