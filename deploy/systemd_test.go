@@ -89,6 +89,18 @@ WEBANK_SIGN_ADMIN=127.0.0.1:%d
 	env = append(env, readEnvironmentFile(t, envFile)...)
 	env = append(env, svc.all("Environment")...)
 
+	// What `caddy adapt` shows, and `caddy run` loads: the secret's
+	// placeholder, the path expanded; and no formatting warning.
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	cfg := adapt(t, string(caddyfile), vars)
+	if want := `"secret":"{file.` + filepath.Join(credDir, credID) + `}"`; !strings.Contains(string(cfg.raw), want) {
+		t.Errorf("the adapted config does not hold %s", want)
+	}
+
 	argv := func(key string) []string {
 		fields := strings.Fields(mapPath(svc.one(t, key)))
 		if !strings.HasSuffix(fields[0], "/caddy-webanksign") {
