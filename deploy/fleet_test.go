@@ -67,17 +67,6 @@ func TestKubernetesFleet(t *testing.T) {
 	}
 }
 
-// configPath is the Caddyfile path the sidecar's command names.
-func (p pod) configPath(t *testing.T) string {
-	t.Helper()
-	cmd := append(slices.Clone(p.sidecar.Command), p.sidecar.Args...)
-	i := slices.Index(cmd, "--config")
-	if i < 0 || i+1 >= len(cmd) {
-		t.Fatalf("no --config in %v", cmd)
-	}
-	return cmd[i+1]
-}
-
 // startRedis starts redis-server on 127.0.0.1, keeping nothing on disk, and
 // returns its address; it is stopped when the test ends.
 func startRedis(t *testing.T) string {

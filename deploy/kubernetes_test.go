@@ -210,6 +210,17 @@ func loadPod(t *testing.T, dir string) pod {
 	return p
 }
 
+// configPath is the Caddyfile path the sidecar's command names.
+func (p pod) configPath(t *testing.T) string {
+	t.Helper()
+	cmd := append(slices.Clone(p.sidecar.Command), p.sidecar.Args...)
+	i := slices.Index(cmd, "--config")
+	if i < 0 || i+1 >= len(cmd) {
+		t.Fatalf("no --config in %v", cmd)
+	}
+	return cmd[i+1]
+}
+
 func subset(sub, of map[string]string) bool {
 	for k, v := range sub {
 		if of[k] != v {
@@ -400,7 +411,7 @@ func TestKubernetesManifests(t *testing.T) {
 
 			// file_system storage must be on a writable volume: the root
 			// file system is read-only.
-			if ro := p.sidecar.SecurityContext.ReadOnlyRootFilesystem; ro == nil || !*ro {
+			if sc := p.sidecar.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 				t.Errorf("the sidecar's root file system is writable")
 			}
 			var storage struct {
