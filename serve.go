@@ -2,11 +2,11 @@ package webanksign
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -371,7 +371,7 @@ func (h *Handler) brokeOff(r *http.Request, tn *tenant) {
 const statusClientGone = 499
 
 // unavailable answers a request that cannot be signed because no ticket can
-// be had. err says why, without secrets. A client that gave up while the ticket was being
+// be had, err being why. A client that gave up while the ticket was being
 // fetched is owed no answer, and gets none.
 func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, tn *tenant, err error) error {
 	if r.Context().Err() != nil {
@@ -380,5 +380,25 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, tn *tenant
 	}
 	countRequest(tn, outcomeUnavailable, "502")
 	return writeError(w, http.StatusBadGateway, "ticket_unavailable",
-		fmt.Sprintf("no SIGN ticket for app_id %s: %v", tn.creds.AppID, err))
+		"no SIGN ticket for app_id "+tn.creds.AppID+": "+noTicketReason(err))
+}
+
+// noTicketReason says, for a client, why no ticket could be had: the step
+// that failed and the class of the failure, never the error's own text,
+// which may name internal addresses or quote WeBank (the admin status shows
+// it to operators).
+func noTicketReason(err error) string {
+	var fe *tickets.FetchError
+	switch {
+	case errors.As(err, &fe): // also through the error of a backoff, which wraps the failure
+		return "fetching the " + fe.Step + " failed (" + fe.Class + "); retrying shortly"
+	case errors.Is(err, tickets.ErrNotRegistered):
+		return "the app's configuration was unloaded by a reload; send the request again"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "fetching it took too long (timeout); retrying shortly"
+	case errors.Is(err, context.Canceled):
+		return "fetching it was cancelled (the sidecar is stopping)"
+	default: // the cache's only other error (unexported): a peer held the storage lock for all of fetch_timeout
+		return "waiting for another instance's fetch took too long (lock_timeout); retrying shortly"
+	}
 }

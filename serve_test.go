@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/webanksign/caddy-webanksign/internal/tickets"
 	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
@@ -216,6 +218,53 @@ func TestClientGoneDuringTicketFetch(t *testing.T) {
 	}
 	if next.calls != 0 {
 		t.Errorf("next called %d times, want 0", next.calls)
+	}
+}
+
+// An unavailable ticket is explained by the step that failed and the class
+// of the failure, the first time and during the backoff that follows, but
+// never by the fetch error's own text, which names internal addresses.
+func TestTicketUnavailableSaysStepAndClassOnly(t *testing.T) {
+	h, _ := newServeHandler(t, func(h *Handler) { h.BaseURL = "http://127.0.0.1:1" }) // refused
+	const want = "no SIGN ticket for app_id " + testAppID + ": fetching the access token failed (transport); retrying shortly"
+	for _, when := range []string{"the failed fetch", "during the backoff"} {
+		next := &failingNext{}
+		r := httptest.NewRequest(http.MethodGet, "/api/server/getOcrResult?order_no=N1", nil)
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatalf("%s: ServeHTTP = %v", when, err)
+		}
+		var se struct{ Code, Msg string }
+		if err := json.Unmarshal(w.Body.Bytes(), &se); err != nil || w.Code != http.StatusBadGateway || se.Code != "ticket_unavailable" || se.Msg != want {
+			t.Errorf("%s: answer %d %q, want 502 ticket_unavailable %q", when, w.Code, w.Body.String(), want)
+		}
+		if next.calls != 0 {
+			t.Errorf("%s: next called without a ticket", when)
+		}
+	}
+}
+
+func TestNoTicketReason(t *testing.T) {
+	const detail = `Get "http://10.1.2.3:8443/api/oauth2/access_token": dial tcp 10.1.2.3:8443: connection refused`
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"fetch error", &tickets.FetchError{Step: "SIGN ticket", Class: "code", Msg: `endpoint answered code "15": ` + detail},
+			"fetching the SIGN ticket failed (code); retrying shortly"},
+		// A backoff's error wraps the failure it backs off from.
+		{"during a backoff", fmt.Errorf("%w (next attempt in 2s)", &tickets.FetchError{Step: "access token", Class: "transport", Msg: detail}),
+			"fetching the access token failed (transport); retrying shortly"},
+		{"not registered", tickets.ErrNotRegistered, "the app's configuration was unloaded by a reload; send the request again"},
+		{"deadline", fmt.Errorf("%s: %w", detail, context.DeadlineExceeded), "fetching it took too long (timeout); retrying shortly"},
+		{"cancelled", fmt.Errorf("%s: %w", detail, context.Canceled), "fetching it was cancelled (the sidecar is stopping)"},
+		{"lock timeout", errors.New("waiting for the storage lock: " + detail), "waiting for another instance's fetch took too long (lock_timeout); retrying shortly"},
+	}
+	for _, tt := range tests {
+		if got := noTicketReason(tt.err); got != tt.want {
+			t.Errorf("%s: noTicketReason(%v) = %q, want %q", tt.name, tt.err, got, tt.want)
+		}
 	}
 }
 

@@ -63,8 +63,11 @@ func TestExpireInZeroAndOne(t *testing.T) {
 			}))
 		})
 		status, body := e.get(ocrPath + "?order_no=Z1")
-		if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "expire_in is not positive") {
-			t.Errorf("expire_in 0: %d %s, want 502 naming expire_in", status, body)
+		if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "access token failed (malformed)") {
+			t.Errorf("expire_in 0: %d %s, want 502 for a malformed token answer", status, body)
+		}
+		if st := e.status(); st.LastError == nil || !strings.Contains(st.LastError.Message, "expire_in is not positive") {
+			t.Errorf("admin status: last error %+v, want it naming expire_in", st.LastError)
 		}
 	})
 	t.Run("one", func(t *testing.T) {
@@ -113,7 +116,7 @@ func TestTricklingTokenEndpoint(t *testing.T) {
 	})
 	start := time.Now()
 	status, body := e.get(ocrPath + "?order_no=T1")
-	if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "in time") {
+	if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "(timeout)") {
 		t.Errorf("trickle: %d %s, want 502 timeout", status, body)
 	}
 	if took := time.Since(start); took > 4*time.Second {
