@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,8 +63,11 @@ func TestExpireInZeroAndOne(t *testing.T) {
 			}))
 		})
 		status, body := e.get(ocrPath + "?order_no=Z1")
-		if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "expire_in is not positive") {
-			t.Errorf("expire_in 0: %d %s, want 502 naming expire_in", status, body)
+		if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "access token failed (malformed)") {
+			t.Errorf("expire_in 0: %d %s, want 502 for a malformed token answer", status, body)
+		}
+		if st := e.status(); st.LastError == nil || !strings.Contains(st.LastError.Message, "expire_in is not positive") {
+			t.Errorf("admin status: last error %+v, want it naming expire_in", st.LastError)
 		}
 	})
 	t.Run("one", func(t *testing.T) {
@@ -111,7 +116,7 @@ func TestTricklingTokenEndpoint(t *testing.T) {
 	})
 	start := time.Now()
 	status, body := e.get(ocrPath + "?order_no=T1")
-	if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "in time") {
+	if se := decodeError(t, body); status != http.StatusBadGateway || !strings.Contains(se.Msg, "(timeout)") {
 		t.Errorf("trickle: %d %s, want 502 timeout", status, body)
 	}
 	if took := time.Since(start); took > 4*time.Second {
@@ -236,4 +241,120 @@ func TestUpstreamResetMidBody(t *testing.T) {
 	if se := decodeError(t, body); status != http.StatusBadGateway || se.Code != "upstream_failed" {
 		t.Errorf("reset mid-body: %d %s, want 502 upstream_failed", status, body)
 	}
+}
+
+// requestsCounted reads requests_total of the test app for outcome and
+// status.
+func requestsCounted(t *testing.T, outcome, status string) float64 {
+	t.Helper()
+	return metric(t, "caddy_webank_sign_requests_total", `app_id="`+appID+`"`, `outcome="`+outcome+`"`, `status="`+status+`"`)
+}
+
+// An upstream that fails before answering gets the module's JSON 502 on
+// every way a signed request goes to it, not only on the probed first
+// attempt, and the request is counted once, as upstream_failed.
+func TestUpstreamFailedOnEveryPath(t *testing.T) {
+	const dead = "127.0.0.1:1" // nothing listens: the connection is refused
+	tests := []struct {
+		name, method, extra string
+		upstream            func(t *testing.T) string
+	}{
+		{"first attempt", http.MethodGet, "", func(*testing.T) string { return dead }},
+		{"HEAD", http.MethodHead, "", func(*testing.T) string { return dead }},
+		{"retry_codes off", http.MethodGet, "retry_codes off", func(*testing.T) string { return dead }},
+		// WeBank rejects the ticket, and the attempt with the new one finds
+		// the connection reset (each time: the transport retries once).
+		{"retried attempt", http.MethodGet, "", func(t *testing.T) string {
+			var calls atomic.Int32
+			return startFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"code":"15","msg":"access_token invalid"}`)
+					return
+				}
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					conn.Close()
+				}
+			}))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, webanktest.Options{}, func(string) string { return "" })
+			e.load(siteFor(e.fake.URL, tt.upstream(t), tt.extra), t.TempDir())
+			signed0, failed0 := requestsCounted(t, "signed", ""), requestsCounted(t, "upstream_failed", "502")
+			status, body, hdr := e.do(tt.method, ocrPath+"?order_no=UF1")
+			if status != http.StatusBadGateway || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+				t.Errorf("%d %q %s, want 502 JSON", status, hdr.Get("Content-Type"), body)
+			}
+			if got := requestsCounted(t, "upstream_failed", "502") - failed0; got != 1 {
+				t.Errorf("requests_total{upstream_failed,502} moved by %v, want 1", got)
+			}
+			if got := requestsCounted(t, "signed", "") - signed0; got != 0 {
+				t.Errorf("requests_total{signed} moved by %v, want 0: WeBank's answer never got through", got)
+			}
+			if tt.method != http.MethodHead {
+				if se := decodeError(t, body); se.Code != "upstream_failed" {
+					t.Errorf("code %q, want upstream_failed", se.Code)
+				}
+			}
+		})
+	}
+}
+
+// A client that gives up while the ticket is being fetched is counted as
+// client_gone, not unavailable; the fetch goes on, and serves the next
+// request.
+func TestClientGoneDuringFetchCounted(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var arrivedOnce, releaseOnce sync.Once
+	e := setupFront(t, webanktest.Options{}, "fetch_timeout 10s", func(fake *webanktest.Server) string {
+		return startFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/access_token") {
+				arrivedOnce.Do(func() { close(arrived) })
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}
+			fake.ServeHTTP(w, r)
+		}))
+	})
+	releaseFetch := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseFetch) // before the front stops, which waits for the fetch
+
+	gone0, unavailable0 := requestsCounted(t, "client_gone", ""), requestsCounted(t, "unavailable", "502")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, siteURL+ocrPath+"?order_no=GONE1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := e.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-arrived // the fetch is held
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("the client was answered while the fetch was held")
+	}
+	waitFor(t, "the request counted", 10*time.Second, func() bool {
+		return requestsCounted(t, "client_gone", "") > gone0 || requestsCounted(t, "unavailable", "502") > unavailable0
+	})
+	if got := requestsCounted(t, "unavailable", "502") - unavailable0; got != 0 {
+		t.Errorf("requests_total{unavailable} moved by %v, want 0: the client had left", got)
+	}
+	if got := requestsCounted(t, "client_gone", "") - gone0; got != 1 {
+		t.Errorf("requests_total{client_gone} moved by %v, want 1", got)
+	}
+	releaseFetch()
+	if status, body := e.get(ocrPath + "?order_no=GONE2"); status != http.StatusOK {
+		t.Errorf("after the fetch was released: %d %s", status, body)
+	}
+	e.wantCounts(1, 1)
 }

@@ -356,8 +356,10 @@ func TestRetryOff(t *testing.T) {
 }
 
 // When no ticket can be had, requests are answered 502 with a JSON reason
-// that holds no secret, nothing is forwarded, and the sidecar recovers by
-// itself once WeBank does, without hammering the failing endpoint.
+// that says which step failed and how, but holds no secret and none of the
+// error's own text (such as WeBank's address); nothing is forwarded, and
+// the sidecar recovers by itself once WeBank does, without hammering the
+// failing endpoint.
 func TestTicketUnavailableThenRecovery(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -365,13 +367,13 @@ func TestTicketUnavailableThenRecovery(t *testing.T) {
 		fault   webanktest.Fault
 		wantMsg string
 	}{
-		{"token HTTP 500", webanktest.TokenEndpoint, webanktest.Fault{Status: 500}, "access token: endpoint answered HTTP 500"},
-		{"token error code", webanktest.TokenEndpoint, webanktest.Fault{Code: "400103"}, `access token: endpoint answered code "400103"`},
-		{"token malformed JSON", webanktest.TokenEndpoint, webanktest.Fault{Malformed: true}, "access token: answer is not a JSON object"},
-		{"token timeout", webanktest.TokenEndpoint, webanktest.Fault{Hang: true}, "access token: no answer in time"},
-		{"token connection reset", webanktest.TokenEndpoint, webanktest.Fault{Reset: true}, "access token: Get"},
-		{"ticket HTTP 503", webanktest.TicketEndpoint, webanktest.Fault{Status: 503}, "SIGN ticket: endpoint answered HTTP 503"},
-		{"ticket error code", webanktest.TicketEndpoint, webanktest.Fault{Code: "15"}, `SIGN ticket: endpoint answered code "15"`},
+		{"token HTTP 500", webanktest.TokenEndpoint, webanktest.Fault{Status: 500}, "fetching the access token failed (http_status)"},
+		{"token error code", webanktest.TokenEndpoint, webanktest.Fault{Code: "400103"}, "fetching the access token failed (code)"},
+		{"token malformed JSON", webanktest.TokenEndpoint, webanktest.Fault{Malformed: true}, "fetching the access token failed (malformed)"},
+		{"token timeout", webanktest.TokenEndpoint, webanktest.Fault{Hang: true}, "fetching the access token failed (timeout)"},
+		{"token connection reset", webanktest.TokenEndpoint, webanktest.Fault{Reset: true}, "fetching the access token failed (transport)"},
+		{"ticket HTTP 503", webanktest.TicketEndpoint, webanktest.Fault{Status: 503}, "fetching the SIGN ticket failed (http_status)"},
+		{"ticket error code", webanktest.TicketEndpoint, webanktest.Fault{Code: "15"}, "fetching the SIGN ticket failed (code)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -387,6 +389,9 @@ func TestTicketUnavailableThenRecovery(t *testing.T) {
 			}
 			if strings.Contains(string(body), secret) || strings.Contains(string(body), "secret=") {
 				t.Errorf("answer holds the secret or the token URL: %s", body)
+			}
+			if host := strings.TrimPrefix(e.fake.URL, "http://"); strings.Contains(string(body), host) {
+				t.Errorf("answer names WeBank's address %s: %s", host, body)
 			}
 			// During the backoff, requests are answered at once without a fetch.
 			calls := e.fake.TokenCalls() + e.fake.TicketCalls()

@@ -46,14 +46,25 @@ var ticketLifeDesc = prometheus.NewDesc("caddy_webank_sign_ticket_remaining_seco
 	"Seconds until the app's current SIGN ticket stops being used; 0 if it has none.",
 	[]string{"app_id", "base_url"}, nil)
 
-// lifeCollector reports ticketLifeDesc from a cache's status.
+// lifeCollector reports ticketLifeDesc from a cache's status: one sample
+// per app_id and base_url. Registrations of one app with different secrets
+// (the old and the new config during a reload that changes the secret) are
+// different cache keys with the same labels, and a registry refuses two
+// samples with the same labels, failing the whole gather; they are reported
+// as one, with the longest remaining life among them.
 type lifeCollector struct{ c *Cache }
 
 func (lifeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- ticketLifeDesc }
 
 func (l lifeCollector) Collect(ch chan<- prometheus.Metric) {
+	type labels struct{ appID, baseURL string }
+	life := make(map[labels]float64)
 	for _, st := range l.c.Status() {
-		ch <- prometheus.MustNewConstMetric(ticketLifeDesc, prometheus.GaugeValue, st.RemainingLife, st.AppID, st.BaseURL)
+		k := labels{st.AppID, st.BaseURL}
+		life[k] = max(life[k], st.RemainingLife)
+	}
+	for k, v := range life {
+		ch <- prometheus.MustNewConstMetric(ticketLifeDesc, prometheus.GaugeValue, v, k.appID, k.baseURL)
 	}
 }
 
