@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,26 +59,17 @@ type Cache struct {
 	// every caller has met in one flight.
 	joined func()
 
-	flight      singleflight.Group
-	entries     *lru.Cache[string, *entry] // safe for concurrent use on its own
-	size        atomic.Int64               // the entries' bound
-	storageDown atomic.Bool                // the last storage operation failed
+	flight  singleflight.Group
+	entries *lru.Cache[string, *entry] // safe for concurrent use on its own
+	size    atomic.Int64               // the entries' bound
 
 	ctx    context.Context // done once Close is called; parent of every fetch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the refresher and the work it started
-	wake   chan struct{}  // tells the refresher to look at the schedule again
 
-	mu      sync.Mutex             // protects apps and running
-	apps    map[string]*registered // the registered apps, by key
-	running bool                   // the refresher goroutine has been started
-}
-
-// registered is one app as long as it is registered: how it is to be
-// fetched, and what is known about fetching it.
-type registered struct {
-	regs  []*appConfig // the latest last
-	state *appState
+	registry   // the registered apps
+	*refresher // the background work
+	*sharing   // the fleet, through storage
 }
 
 // New returns a cache that keeps the tickets of at most size apps (more are
@@ -107,9 +97,10 @@ func New(size int, f Fetcher) *Cache {
 		entries:     entries,
 		ctx:         ctx,
 		cancel:      cancel,
-		wake:        make(chan struct{}, 1),
-		apps:        make(map[string]*registered),
+		registry:    registry{apps: make(map[string]*registered)},
 	}
+	c.refresher = &refresher{c: c, wake: make(chan struct{}, 1)}
+	c.sharing = &sharing{metrics: c.metrics}
 	c.size.Store(int64(max(size, 1)))
 	return c
 }
@@ -143,76 +134,16 @@ func appKey(c Credentials) string {
 	return c.AppID + "\x00" + c.BaseURL + "\x00" + hex.EncodeToString(sum[:8])
 }
 
-// register records cfg for key and returns the registration for
-// unregister. An app whose last registration is gone is forgotten, ticket
-// and all.
-func (c *Cache) register(key string, cfg appConfig) *appConfig {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	reg := &cfg
-	r := c.apps[key]
-	if r == nil {
-		r = &registered{state: new(appState)}
-		c.apps[key] = r
-	}
-	r.regs = append(r.regs, reg)
-	return reg
-}
-
+// unregister ends registration reg of key; an app whose last registration
+// ends is forgotten, ticket and all.
 func (c *Cache) unregister(key string, reg *appConfig) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.apps[key]
-	if r == nil {
+	if !c.drop(key, reg) {
 		return
 	}
-	if r.regs = slices.DeleteFunc(r.regs, func(r *appConfig) bool { return r == reg }); len(r.regs) > 0 {
-		return
-	}
-	delete(c.apps, key)
 	if e, ok := c.entries.Peek(key); ok {
 		e.gone.Store(true) // removed, not evicted
 	}
 	c.entries.Remove(key)
-}
-
-// app returns how key's tickets are fetched now.
-func (c *Cache) app(key string) (appConfig, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.apps[key]
-	if r == nil {
-		return appConfig{}, false
-	}
-	return *r.regs[len(r.regs)-1], true
-}
-
-// current returns every registered app's key and how its tickets are
-// fetched now.
-func (c *Cache) current() map[string]appConfig {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cfgs := make(map[string]appConfig, len(c.apps))
-	for k, r := range c.apps {
-		cfgs[k] = *r.regs[len(r.regs)-1]
-	}
-	return cfgs
-}
-
-// OtherBaseURLs returns the base URLs, other than baseURL, that appID is
-// registered with.
-func (c *Cache) OtherBaseURLs(appID, baseURL string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, app := range c.apps {
-		for _, r := range app.regs {
-			if r.creds.AppID == appID && r.creds.BaseURL != baseURL && !slices.Contains(out, r.creds.BaseURL) {
-				out = append(out, r.creds.BaseURL)
-			}
-		}
-	}
-	return out
 }
 
 // Resize sets how many apps' entries the cache keeps, and returns how many
@@ -248,17 +179,6 @@ func (c *Cache) entry(key string) *entry {
 	return n
 }
 
-// state returns what is known about fetching key's tickets: kept while key
-// is registered, fresh (and kept nowhere) if it is not.
-func (c *Cache) state(key string) *appState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r := c.apps[key]; r != nil {
-		return r.state
-	}
-	return new(appState)
-}
-
 // touch marks key's entry e used in the LRU, at most once a second: the
 // request path, which reads e without the LRU's lock, keeps busy apps from
 // being evicted before idle ones without taking that lock every time.
@@ -272,21 +192,6 @@ func (c *Cache) touch(key string, e *entry, now time.Time) {
 
 func appLog(cfg appConfig) *zap.Logger {
 	return cfg.logger.With(zap.String("app_id", cfg.creds.AppID), zap.String("base_url", cfg.creds.BaseURL))
-}
-
-// storageFailed notes that storage failed; the first failure after it
-// worked is logged.
-func (c *Cache) storageFailed(err error, log *zap.Logger) {
-	c.metrics.storageErrors.Inc()
-	if c.storageDown.CompareAndSwap(false, true) {
-		log.Warn("storage unavailable; tickets are kept in memory only until it works again", zap.Error(err))
-	}
-}
-
-func (c *Cache) storageOK(log *zap.Logger) {
-	if c.storageDown.CompareAndSwap(true, false) {
-		log.Info("storage available again")
-	}
 }
 
 // emit sends an event about cfg's app, if the registration asked for
@@ -314,9 +219,9 @@ func fingerprint(ticket string) string {
 // Close stops the refresher and any fetch under way. The cache must not be
 // used afterwards.
 func (c *Cache) Close() {
-	c.mu.Lock()
+	c.refresher.mu.Lock()
 	c.cancel()
-	c.mu.Unlock()
+	c.refresher.mu.Unlock()
 	c.wg.Wait()
 	if cl, ok := c.fetcher.(interface{ CloseIdleConnections() }); ok {
 		cl.CloseIdleConnections()

@@ -235,9 +235,9 @@ func TestCacheInvalidate(t *testing.T) {
 
 func TestCacheRegistration(t *testing.T) {
 	f := newCacheFixture(t, webanktest.Options{})
-	f.cache.mu.Lock()
+	f.cache.registry.mu.Lock()
 	first := f.cache.apps[f.key].regs[0]
-	f.cache.mu.Unlock()
+	f.cache.registry.mu.Unlock()
 	cfg := *first
 	cfg.refresh = time.Hour
 	second := f.cache.register(f.key, cfg) // a second handler for the same app

@@ -1,8 +1,8 @@
 package tickets
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )

@@ -2,7 +2,7 @@ package tickets
 
 import (
 	"context"
-	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,53 +12,69 @@ import (
 // noticed.
 const maxLoopWait = time.Minute
 
+// refresher is a cache's background work: it replaces tickets ahead of
+// their expiry, and polls storage for tickets peers stored, as each falls
+// due. It runs in one goroutine, started with the first fetch, plus one
+// per piece of work, and stops when the cache is closed. It is safe for
+// concurrent use.
+type refresher struct {
+	c    *Cache
+	wake chan struct{} // tells the loop to look at the schedule again
+
+	mu      sync.Mutex // protects running, and orders start against Close
+	running bool
+}
+
 // startRefresher starts the background refresher once, unless the cache is
 // closing.
-func (c *Cache) startRefresher() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running || !c.autoRefresh || c.ctx.Err() != nil {
+func (r *refresher) startRefresher() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.c
+	if r.running || !c.autoRefresh || c.ctx.Err() != nil {
 		return
 	}
-	c.running = true
+	r.running = true
 	c.wg.Add(1)
-	go c.refresher()
+	go r.run()
 }
 
 // kick tells the refresher to look at the schedule again.
-func (c *Cache) kick() {
+func (r *refresher) kick() {
 	select {
-	case c.wake <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-// refresher refreshes tickets and polls storage as they fall due, until the
+// run refreshes tickets and polls storage as they fall due, until the
 // cache is closed.
-func (c *Cache) refresher() {
+func (r *refresher) run() {
+	c := r.c
 	defer c.wg.Done()
 	timer := time.NewTimer(maxLoopWait)
 	defer timer.Stop()
 	for {
-		refresh, poll, next := c.dueKeys(c.now())
+		refresh, poll, next := r.dueKeys(c.now())
 		for _, key := range refresh {
-			c.background(key, c.refreshScheduled)
+			r.background(key, r.refreshScheduled)
 		}
 		for _, key := range poll {
-			c.background(key, c.pollStored)
+			r.background(key, r.pollStored)
 		}
 		timer.Reset(max(0, next.Sub(c.now())))
 		select {
 		case <-c.ctx.Done():
 			return
-		case <-c.wake:
+		case <-r.wake:
 		case <-timer.C:
 		}
 	}
 }
 
 // background runs work(key) in a goroutine unless work for key is under way.
-func (c *Cache) background(key string, work func(string)) {
+func (r *refresher) background(key string, work func(string)) {
+	c := r.c
 	e, ok := c.entries.Peek(key)
 	if !ok || !e.busy.CompareAndSwap(false, true) {
 		return
@@ -66,7 +82,7 @@ func (c *Cache) background(key string, work func(string)) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer c.kick()
+		defer r.kick()
 		defer e.busy.Store(false)
 		work(key)
 	}()
@@ -76,7 +92,8 @@ func (c *Cache) background(key string, work func(string)) {
 // those whose storage it should poll for a peer's newer ticket, and when the
 // next work falls due. Apps without a ticket are left to the next request
 // that needs one.
-func (c *Cache) dueKeys(now time.Time) (refresh, poll []string, next time.Time) {
+func (r *refresher) dueKeys(now time.Time) (refresh, poll []string, next time.Time) {
+	c := r.c
 	next = now.Add(maxLoopWait)
 	earlier := func(at time.Time) {
 		if at.Before(next) {
@@ -110,7 +127,8 @@ func (c *Cache) dueKeys(now time.Time) (refresh, poll []string, next time.Time) 
 }
 
 // refreshScheduled replaces key's ticket if it is still due for refresh.
-func (c *Cache) refreshScheduled(key string) {
+func (r *refresher) refreshScheduled(key string) {
+	c := r.c
 	_, _, _ = c.flight.Do(key, func() (any, error) {
 		return c.refresh(key, kindScheduled, func(t *Ticket, now time.Time) bool {
 			return now.Before(t.refreshAt)
@@ -122,7 +140,8 @@ func (c *Cache) refreshScheduled(key string) {
 // newer token, which retires the current ticket a minute on), and puts key's
 // token and ticket back into storage if the record there is older, missing
 // or does not open: after storage came back, say.
-func (c *Cache) pollStored(key string) {
+func (r *refresher) pollStored(key string) {
+	c := r.c
 	e, ok := c.entries.Peek(key)
 	cfg, registered := c.app(key)
 	if !ok || !registered || cfg.store == nil {
@@ -150,30 +169,6 @@ func (c *Cache) pollStored(key string) {
 		c.emit(cfg, "ticket_adopted", t, map[string]any{"kind": kindPoll})
 		log.Info("ticket adopted from a peer", zap.Uint64("generation", t.token.gen), zap.String("fetched_by", t.token.by),
 			zap.Duration("expires_in", t.expires.Sub(c.now())))
-		c.kick()
+		r.kick()
 	}
-}
-
-// restore stores t and its token for cfg's app, under the lock, if storage
-// still holds no record that opens, or an older one.
-func (c *Cache) restore(ctx context.Context, cfg appConfig, t *Ticket, log *zap.Logger) {
-	if err := cfg.store.lock(ctx); err != nil {
-		c.storageFailed(err, log)
-		return
-	}
-	defer func() {
-		if err := cfg.store.unlock(); err != nil {
-			log.Warn("releasing the storage lock failed", zap.Error(err))
-		}
-	}()
-	rec, err := cfg.store.load(ctx)
-	if err == nil && !t.token.after(rec.token()) || err != nil && !errors.Is(err, errNoRecord) {
-		return // a peer stored a newer one meanwhile, or storage failed
-	}
-	if err := cfg.store.save(ctx, record(t.token, t)); err != nil {
-		c.storageFailed(err, log)
-		return
-	}
-	c.storageOK(log)
-	log.Info("stored the current ticket again", zap.Uint64("generation", t.token.gen))
 }
