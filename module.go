@@ -105,7 +105,9 @@ type Handler struct {
 
 	// Whether clients may ask for photos and videos: "allow" (the default)
 	// or "deny". With deny, a request with a get_file (getFile in a JSON
-	// body) other than 0 is refused with 403 photos_denied, not forwarded:
+	// body; in any spelling a lenient server may bind to it, such as
+	// GetFile or get_file[]) other than 0 is refused with 403
+	// photos_denied, not forwarded:
 	// it is refused rather than stripped, so that an app never takes a
 	// missing photo for a result without one.
 	Photos string `json:"photos,omitempty"`
