@@ -51,6 +51,20 @@ var (
 	errOrderNoURLRep  = &refusal{400, "order_no_repeated", "orderNo is given more than once in the URL"}
 	errOrderNoURL     = &refusal{400, "order_no_mismatch", "orderNo in the URL differs from orderNo in the body"}
 
+	// A name a lenient server may read as one the module owns (see
+	// foldName), by the owned name it imitates: a server that reads names
+	// regardless of case, last one winning, would take the client's value
+	// for the signed one. Keyed by the owned name as the shape spells it.
+	errNameConfusable = map[string]*refusal{
+		paramAppID:   {400, "param_name_confusable", "a parameter's name reads as app_id to a lenient server (ignoring case and punctuation): send app_id spelled exactly so, or not at all"},
+		paramOrderNo: {400, "param_name_confusable", "a parameter's name reads as order_no to a lenient server (ignoring case and punctuation): send order_no spelled exactly so, once"},
+		paramNonce:   {400, "param_name_confusable", "a name reads as nonce to a lenient server (ignoring case and punctuation): the sidecar sets nonce itself; leave it out"},
+		paramVersion: {400, "param_name_confusable", "a name reads as version to a lenient server (ignoring case and punctuation): the sidecar sets version itself; leave it out"},
+		paramSign:    {400, "param_name_confusable", "a name reads as sign to a lenient server (ignoring case and punctuation): the sidecar sets sign itself; leave it out"},
+		fieldAppID:   {400, "param_name_confusable", "a name reads as appId to a lenient server (ignoring case and punctuation): send appId in the JSON body only, spelled exactly so, or not at all"},
+		fieldOrderNo: {400, "param_name_confusable", "a name reads as orderNo to a lenient server (ignoring case and punctuation): send orderNo in the JSON body, spelled exactly so (and in the URL, if at all, as orderNo)"},
+	}
+
 	// The JSON body.
 	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}
 	errBodyMalformed  = &refusal{400, "body_malformed", "the body is not one well-formed JSON object"}

@@ -106,6 +106,13 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.reject(w, tn, errQueryMalformed)
 	}
+	var imit imitations
+	for k := range vals {
+		imit.add(k, &urlOwned)
+	}
+	if err := imit.err(&jsonOwned); err != nil {
+		return h.reject(w, tn, err)
+	}
 	clientRaw := r.URL.RawQuery
 	switch orderNos := vals[fieldOrderNo]; {
 	case len(orderNos) > 1:

@@ -108,6 +108,50 @@ func foldName(dst []byte, name string) []byte {
 	return dst
 }
 
+// ownedNames are the names of the five parameters the module owns, in one
+// shape's spelling, in the order of foldedOwned.
+type ownedNames [5]string
+
+// foldedOwned are the owned parameters as foldName folds them, which is the
+// same in both shapes (app_id and appId fold alike), in the order in which
+// imitations of them are reported.
+var foldedOwned = [...]string{"appid", "orderno", "nonce", "version", "sign"}
+
+// queryOwned are the owned parameters as the query shape spells them.
+var queryOwned = ownedNames{paramAppID, paramOrderNo, paramNonce, paramVersion, paramSign}
+
+// imitations is a set of owned parameters (bit i for foldedOwned[i]) whose
+// names other names of a request imitate: they fold alike (see foldName)
+// without being the name itself. A server that reads names regardless of
+// case, the last one winning, would read the imitation's value instead of
+// the signed one, and WeBank would reject the sign.
+type imitations uint8
+
+// add adds the owned parameter that name imitates, if any: one whose name
+// it folds alike with, while not being exactly accepted[i] (an empty
+// accepted[i] accepts no name for it).
+func (m *imitations) add(name string, accepted *ownedNames) {
+	var buf [32]byte
+	folded := foldName(buf[:0], name)
+	for i, f := range foldedOwned {
+		if string(folded) == f && name != accepted[i] {
+			*m |= 1 << i
+			return
+		}
+	}
+}
+
+// err returns the refusal for the first owned parameter imitated, as
+// spelled names it, or nil if none is.
+func (m imitations) err(spelled *ownedNames) error {
+	for i := range foldedOwned {
+		if m&(1<<i) != 0 {
+			return errNameConfusable[spelled[i]]
+		}
+	}
+	return nil
+}
+
 // isGetFile reports whether a parameter's name is get_file as a lenient
 // server may read it (see foldName): get_file, getFile, GET-FILE,
 // get_file[], getfıle, … . The photo policy must not be side-stepped by a

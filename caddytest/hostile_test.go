@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/webanksign/caddy-webanksign/webanktest"
@@ -59,5 +60,57 @@ func TestPhotoPolicyLenientNames(t *testing.T) {
 	// Such a name with 0 asks for nothing, and goes on as sent.
 	status, body := e.get(webanktest.PathSync + "?order_no=P2&get.file=0")
 	wantAnswer(t, "get.file=0", status, body, e.fake.SyncResultBody(appID, "P2", false, false))
+	e.wantCleanSignatures()
+}
+
+// TestConfusableNamesRefused sends names a case-insensitive, last-wins
+// server reads as one the sidecar owns: the client's value would replace
+// the signed one, WeBank would reject the sign, and the retry would rotate
+// the token. Each is refused with 400 param_name_confusable and a message
+// that names the owned parameter; the owned names themselves still work.
+func TestConfusableNamesRefused(t *testing.T) {
+	e := setup(t, webanktest.Options{}, func(fakeURL string) string {
+		return openSite(fakeURL, fmt.Sprintf("app_id %s\nsecret {env.%s}\nbase_url %s", appID, secretEnv, fakeURL))
+	})
+	e.clientSent = append(e.clientSent, "FORGED")
+	tests := []struct{ what, target, body, owned string }{
+		{"query ORDER_NO", ocrPath + "?order_no=C1&ORDER_NO=C2", "", "order_no"},
+		{"query Sign", ocrPath + "?order_no=C1&Sign=FORGED", "", "sign"},
+		{"query appId", ocrPath + "?order_no=C1&appId=" + appID, "", "app_id"},
+		{"query ſign", ocrPath + "?order_no=C1&%C5%BFign=FORGED", "", "sign"},
+		{"body OrderNo", webanktest.PathFaceRecord, `{"orderNo":"C1","OrderNo":"C2"}`, "orderNo"},
+		{"body Sign", webanktest.PathFaceRecord, `{"orderNo":"C1","Sign":"FORGED"}`, "sign"},
+		{"body AppId", webanktest.PathFaceRecord, `{"orderNo":"C1","AppId":"` + appID + `"}`, "appId"},
+		{"body NONCE", webanktest.PathFaceRecord, `{"orderNo":"C1","NONCE":"FORGED"}`, "nonce"},
+		{"body Version", webanktest.PathFaceRecord, `{"orderNo":"C1","Version":"9"}`, "version"},
+		{"URL order_no", webanktest.PathFaceRecord + "?order_no=C1", `{"orderNo":"C1"}`, "orderNo"},
+		{"URL sign", webanktest.PathFaceRecord + "?sign=FORGED", `{"orderNo":"C1"}`, "sign"},
+	}
+	for _, tt := range tests {
+		var status int
+		var body []byte
+		if tt.body == "" {
+			status, body = e.get(tt.target)
+		} else {
+			status, body = e.post(tt.target, "application/json", tt.body, false)
+		}
+		wantRefused(t, tt.what, status, body, 400, "param_name_confusable")
+		if se := decodeError(t, body); status == 400 && !strings.Contains(se.Msg, " "+tt.owned+" ") {
+			t.Errorf("%s: message %q does not name %s", tt.what, se.Msg, tt.owned)
+		} else if strings.Contains(se.Msg, "FORGED") || strings.Contains(se.Msg, "C2") {
+			t.Errorf("%s: message %q holds the client's value", tt.what, se.Msg)
+		}
+	}
+	e.wantNothingForwarded()
+	e.wantCounts(0, 0)
+
+	// The owned names, spelled as the sidecar spells them, still work:
+	// sign, nonce and version replaced, app_id checked, orderNo in the URL.
+	status, body := e.get(ocrPath + "?order_no=C3&app_id=" + appID + "&sign=FORGED&nonce=x&version=9")
+	wantAnswer(t, "owned query names", status, body, e.fake.OCRResultBody(appID, "C3", false, false))
+	status, body = e.post(webanktest.PathFaceRecord+"?orderNo=C4", "application/json",
+		`{"appId":"`+appID+`","orderNo":"C4","sign":"FORGED","nonce":"x","version":"9"}`, false)
+	wantAnswer(t, "owned JSON names", status, body, e.fake.FaceRecordResultBody(appID, "C4", false, false, false))
+	e.wantCounts(1, 1)
 	e.wantCleanSignatures()
 }
