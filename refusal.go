@@ -28,8 +28,10 @@ var (
 	errJSONMethod     = &refusal{405, "method_not_allowed", "this route signs POST requests with a JSON body only"}
 	errJSONShape      = &refusal{400, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
 	errBodyNotAllowed = &refusal{400, "body_not_allowed", "GET and HEAD requests to WeBank's query APIs carry no body"}
-	errContentType    = &refusal{415, "content_type_unsupported", "the body must be JSON, sent with Content-Type: application/json"}
+	errContentType    = &refusal{415, "content_type_unsupported", "the body must be JSON in UTF-8, sent with Content-Type: application/json (its one parameter, if any, charset=utf-8)"}
 	errContentEnc     = &refusal{415, "content_encoding_unsupported", "the body must not be compressed (no Content-Encoding)"}
+	errContentTypeRep = &refusal{400, "header_repeated", "Content-Type is given more than once"}
+	errContentEncRep  = &refusal{400, "header_repeated", "Content-Encoding is given more than once"}
 	errBodyTooLarge   = &refusal{413, "body_too_large", "the body is larger than this route accepts (see max_body_size)"}
 	errBodyUnreadable = &refusal{400, "body_unreadable", "the body could not be read to its end"}
 	errFilesDenied    = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): leave out get_file, or set it to 0"}

@@ -71,11 +71,8 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("Allow", "POST")
 		return h.reject(w, nil, errJSONMethod)
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return h.reject(w, nil, errContentType)
-	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return h.reject(w, nil, errContentEnc)
+	if err := checkJSONHeaders(r.Header); err != nil {
+		return h.reject(w, nil, err)
 	}
 	if r.ContentLength > h.maxBody {
 		return h.reject(w, nil, errBodyTooLarge)
@@ -129,11 +126,14 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
 		return h.reject(w, tn, errFilesDenied)
 	}
-	// The body is read: it goes on whole, with its length, and the client's
-	// Expect: 100-continue has been answered already.
+	// The body is read: it goes on whole, with its length, as JSON (UTF-8,
+	// not compressed), and the client's Expect: 100-continue has been
+	// answered already.
 	r.TransferEncoding = nil
 	r.Header.Del("Transfer-Encoding")
 	r.Header.Del("Expect")
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Del("Content-Encoding")
 	return h.forward(w, r, next, tn, b.orderNo, func(t *tickets.Ticket) {
 		body := signBody(&b, tn.creds.AppID, h.version, t.Value())
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -141,6 +141,32 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	})
+}
+
+// checkJSONHeaders checks the headers that describe a JSON request's body:
+// one Content-Type, application/json with at most a UTF-8 charset, and at
+// most one Content-Encoding, identity. A repeated one is refused, not read
+// first-wins: a server behind may read another one.
+func checkJSONHeaders(hdr http.Header) error {
+	switch {
+	case len(hdr.Values("Content-Type")) > 1:
+		return errContentTypeRep
+	case len(hdr.Values("Content-Encoding")) > 1:
+		return errContentEncRep
+	}
+	mt, params, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return errContentType
+	}
+	for k, v := range params { // ParseMediaType lowercases k
+		if k != "charset" || !strings.EqualFold(v, "utf-8") && !strings.EqualFold(v, "utf8") {
+			return errContentType
+		}
+	}
+	if ce := hdr.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return errContentEnc
+	}
+	return nil
 }
 
 // urlFilesRequested reports whether a JSON request's URL query asks for

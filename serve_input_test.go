@@ -118,3 +118,56 @@ func jsonEscape(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b[1 : len(b)-1])
 }
+
+// TestJSONContentHeaders checks the Content-Type and Content-Encoding of a
+// JSON request: one of each at most (issue 12, item 11), JSON in UTF-8,
+// not compressed; and the body sent on with exactly one Content-Type,
+// application/json, and no Content-Encoding.
+func TestJSONContentHeaders(t *testing.T) {
+	h, _ := newTestHandler(t)
+	tests := []struct {
+		name    string
+		hdr     http.Header
+		refusal *refusal // nil: forwarded
+	}{
+		{"plain", http.Header{"Content-Type": {"application/json"}}, nil},
+		{"charset UTF-8", http.Header{"Content-Type": {"application/json; charset=UTF-8"}}, nil},
+		{"charset utf8", http.Header{"Content-Type": {"application/json;charset=utf8"}}, nil},
+		{"identity encoding", http.Header{"Content-Encoding": {"identity"}}, nil},
+		{"empty encoding", http.Header{"Content-Encoding": {""}}, nil},
+		{"Content-Type twice", http.Header{"Content-Type": {"application/json", "application/json"}}, errContentTypeRep},
+		{"Content-Type twice, the second other", http.Header{"Content-Type": {"application/json", "text/plain"}}, errContentTypeRep},
+		{"Content-Encoding twice", http.Header{"Content-Encoding": {"identity", "identity"}}, errContentEncRep},
+		{"Content-Encoding twice, the second gzip", http.Header{"Content-Encoding": {"identity", "gzip"}}, errContentEncRep},
+		{"gzip", http.Header{"Content-Encoding": {"gzip"}}, errContentEnc},
+		{"a list of encodings", http.Header{"Content-Encoding": {"identity, gzip"}}, errContentEnc},
+		{"text", http.Header{"Content-Type": {"text/plain"}}, errContentType},
+		{"two types in one line", http.Header{"Content-Type": {"application/json, text/plain"}}, errContentType},
+		// The body goes on as application/json, which is UTF-8: a body in
+		// another charset would be mislabelled.
+		{"charset GBK", http.Header{"Content-Type": {"application/json; charset=GBK"}}, errContentType},
+		{"another parameter", http.Header{"Content-Type": {"application/json; boundary=x"}}, errContentType},
+	}
+	for _, tt := range tests {
+		next := new(recordingNext)
+		w := post(t, h, next, facePath, tt.hdr, `{"orderNo":"A1"}`)
+		if tt.refusal != nil {
+			wantCode(t, tt.name, w, tt.refusal.Status, tt.refusal.Code)
+			if next.sent() != 0 {
+				t.Errorf("%s: forwarded", tt.name)
+			}
+			continue
+		}
+		if w.Code != http.StatusOK || next.sent() != 1 {
+			t.Errorf("%s: %d %s, sent on %d times; want it forwarded once", tt.name, w.Code, w.Body, next.sent())
+			continue
+		}
+		sent := next.reqs[0].Header
+		if ct := sent.Values("Content-Type"); len(ct) != 1 || ct[0] != "application/json" {
+			t.Errorf("%s: sent on with Content-Type %q, want one, application/json", tt.name, ct)
+		}
+		if ce, ok := sent["Content-Encoding"]; ok {
+			t.Errorf("%s: sent on with Content-Encoding %q, want none", tt.name, ce)
+		}
+	}
+}

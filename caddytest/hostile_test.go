@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -112,5 +114,63 @@ func TestConfusableNamesRefused(t *testing.T) {
 		`{"appId":"`+appID+`","orderNo":"C4","sign":"FORGED","nonce":"x","version":"9"}`, false)
 	wantAnswer(t, "owned JSON names", status, body, e.fake.FaceRecordResultBody(appID, "C4", false, false, false))
 	e.wantCounts(1, 1)
+	e.wantCleanSignatures()
+}
+
+// postWith sends a POST of body to the sidecar with exactly the headers
+// hdr, repeated ones included.
+func (e *env) postWith(pathAndQuery string, hdr http.Header, body string) (int, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, siteURL+pathAndQuery, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header = hdr
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("POST %s: %v", pathAndQuery, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("POST %s: reading body: %v", pathAndQuery, err)
+	}
+	return resp.StatusCode, out
+}
+
+// TestRepeatedContentHeaders sends a JSON body with Content-Type or
+// Content-Encoding twice: the sidecar checked only the first and sent on
+// both, in front of a body it had rewritten. Both are refused; a body that
+// is accepted goes on with exactly one Content-Type, application/json.
+func TestRepeatedContentHeaders(t *testing.T) {
+	e := setup(t, webanktest.Options{}, func(fakeURL string) string {
+		return openSite(fakeURL, fmt.Sprintf("app_id %s\nsecret {env.%s}\nbase_url %s", appID, secretEnv, fakeURL))
+	})
+	const face = webanktest.PathFaceRecord
+	for _, tt := range []struct {
+		what string
+		hdr  http.Header
+	}{
+		{"Content-Type twice", http.Header{"Content-Type": {"application/json", "application/json"}}},
+		{"Content-Type twice, the second text", http.Header{"Content-Type": {"application/json", "text/plain"}}},
+		{"Content-Encoding twice", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"identity", "gzip"}}},
+	} {
+		status, body := e.postWith(face, tt.hdr, `{"orderNo":"H1"}`)
+		wantRefused(t, tt.what, status, body, 400, "header_repeated")
+	}
+	status, body := e.postWith(face, http.Header{"Content-Type": {"application/json; charset=GBK"}}, `{"orderNo":"H1"}`)
+	wantRefused(t, "charset GBK", status, body, 415, "content_type_unsupported")
+	e.wantNothingForwarded()
+	e.wantCounts(0, 0)
+
+	status, body = e.postWith(face, http.Header{"Content-Type": {"application/json; charset=UTF-8"}, "Content-Encoding": {"identity"}}, `{"orderNo":"H2"}`)
+	wantAnswer(t, "one Content-Type and Content-Encoding identity", status, body, e.fake.FaceRecordResultBody(appID, "H2", false, false, false))
+	reqs := e.fake.Requests(face)
+	if len(reqs) != 1 {
+		t.Fatalf("the fake got %d queryfacerecord requests, want 1", len(reqs))
+	}
+	if ct := reqs[0]["header:Content-Type"]; len(ct) != 1 || ct[0] != "application/json" {
+		t.Errorf("sent on with Content-Type %q, want one, application/json", ct)
+	}
 	e.wantCleanSignatures()
 }
