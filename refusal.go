@@ -24,7 +24,7 @@ var (
 	errConnect        = &refusal{405, "connect_not_supported", "HTTPS proxying (CONNECT) cannot be signed: the sidecar would see only encrypted bytes. Point the app at the sidecar's own URL, such as http://127.0.0.1:8080/api/server/getOcrResult, instead of using it as an HTTPS proxy"}
 	errProxyHost      = &refusal{403, "proxy_host_not_allowed", "this sidecar signs requests for WeBank's host only (see proxy_hosts): it is not an open proxy"}
 	errQueryMethod    = &refusal{405, "method_not_allowed", "this route signs GET and HEAD requests only"}
-	errQueryShape     = &refusal{400, "wrong_shape", "this route signs GET requests with the parameters in the query string (mode query), not a POST body"}
+	errQueryShape     = &refusal{405, "wrong_shape", "this route signs GET requests with the parameters in the query string (mode query), not a POST body"}
 	errJSONMethod     = &refusal{405, "method_not_allowed", "this route signs POST requests with a JSON body only"}
 	errJSONShape      = &refusal{400, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
 	errBodyNotAllowed = &refusal{400, "body_not_allowed", "GET and HEAD requests to WeBank's query APIs carry no body"}

@@ -32,10 +32,10 @@ import (
 // serveQuery signs a request whose parameters are in the query string.
 func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if r.Method == http.MethodPost {
-			return h.reject(w, nil, errQueryShape)
-		}
 		w.Header().Set("Allow", "GET, HEAD")
+		if r.Method == http.MethodPost {
+			return h.reject(w, nil, errQueryShape) // 405 too, with a code that says why
+		}
 		return h.reject(w, nil, errQueryMethod)
 	}
 	if r.ContentLength != 0 { // -1: chunked

@@ -171,3 +171,36 @@ func TestJSONContentHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongMethods checks the answer to a method a route does not sign:
+// 405 with the methods it does sign in Allow, and, for the other shape's
+// method, the code wrong_shape (issue 12, item 12).
+func TestWrongMethods(t *testing.T) {
+	h, _ := newTestHandler(t)
+	tests := []struct {
+		method, target string
+		refusal        *refusal
+		allow          string
+	}{
+		{http.MethodPost, "/api/server/getOcrResult?order_no=A1", errQueryShape, "GET, HEAD"},
+		{http.MethodPut, "/api/server/getOcrResult?order_no=A1", errQueryMethod, "GET, HEAD"},
+		{http.MethodDelete, facePath, errJSONMethod, "POST"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(`{"orderNo":"A1"}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		next := new(recordingNext)
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatalf("ServeHTTP: %v", err)
+		}
+		what := tt.method + " " + tt.target
+		wantCode(t, what, w, http.StatusMethodNotAllowed, tt.refusal.Code)
+		if got := w.Header().Get("Allow"); got != tt.allow {
+			t.Errorf("%s: Allow = %q, want %q", what, got, tt.allow)
+		}
+		if next.sent() != 0 {
+			t.Errorf("%s: forwarded", what)
+		}
+	}
+}
