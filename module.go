@@ -100,7 +100,7 @@ type Handler struct {
 	// query string) or "json" (POST, a JSON object body). Default: json for
 	// the paths of WeBank's JSON APIs (/api/v2/base/queryfacerecord,
 	// /api/server/getOcrCertId, /api/paas/easyface, /api/paas/idcardocrapp),
-	// query for every other path. A request of the other shape gets 400.
+	// query for every other path. A request of the other shape gets 405.
 	Mode string `json:"mode,omitempty"`
 
 	// Whether clients may ask for photos and videos: "allow" (the default)

@@ -26,7 +26,7 @@ var (
 	errQueryMethod    = &refusal{405, "method_not_allowed", "this route signs GET and HEAD requests only"}
 	errQueryShape     = &refusal{405, "wrong_shape", "this route signs GET requests with the parameters in the query string (mode query), not a POST body"}
 	errJSONMethod     = &refusal{405, "method_not_allowed", "this route signs POST requests with a JSON body only"}
-	errJSONShape      = &refusal{400, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
+	errJSONShape      = &refusal{405, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
 	errBodyNotAllowed = &refusal{400, "body_not_allowed", "GET and HEAD requests to WeBank's query APIs carry no body"}
 	errContentType    = &refusal{415, "content_type_unsupported", "the body must be JSON in UTF-8, sent with Content-Type: application/json (its one parameter, if any, charset=utf-8)"}
 	errContentEnc     = &refusal{415, "content_encoding_unsupported", "the body must not be compressed (no Content-Encoding)"}

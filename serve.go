@@ -65,10 +65,10 @@ func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request, next caddyh
 // serveJSON signs a request whose parameters are in a JSON body.
 func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			return h.reject(w, nil, errJSONShape)
-		}
 		w.Header().Set("Allow", "POST")
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return h.reject(w, nil, errJSONShape) // 405 too, with a code that says why
+		}
 		return h.reject(w, nil, errJSONMethod)
 	}
 	if err := checkJSONHeaders(r.Header); err != nil {

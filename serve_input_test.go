@@ -184,6 +184,8 @@ func TestWrongMethods(t *testing.T) {
 	}{
 		{http.MethodPost, "/api/server/getOcrResult?order_no=A1", errQueryShape, "GET, HEAD"},
 		{http.MethodPut, "/api/server/getOcrResult?order_no=A1", errQueryMethod, "GET, HEAD"},
+		{http.MethodGet, facePath + "?orderNo=A1", errJSONShape, "POST"},
+		{http.MethodHead, facePath + "?orderNo=A1", errJSONShape, "POST"},
 		{http.MethodDelete, facePath, errJSONMethod, "POST"},
 	}
 	for _, tt := range tests {

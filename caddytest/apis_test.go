@@ -173,7 +173,7 @@ func TestWrongShapes(t *testing.T) {
 		status                                  int
 		code                                    string
 	}{
-		{"GET to a JSON API", "GET", face + "?orderNo=F1", "", "", false, 400, "wrong_shape"},
+		{"GET to a JSON API", "GET", face + "?orderNo=F1", "", "", false, 405, "wrong_shape"},
 		{"POST to a query API", "POST", ocrPath + "?order_no=A1", "application/x-www-form-urlencoded", "order_no=A1", false, 405, "wrong_shape"},
 		{"PUT to a JSON API", "PUT", face, "application/json", `{"orderNo":"F1"}`, false, 405, "method_not_allowed"},
 		{"DELETE to a query API", "DELETE", ocrPath + "?order_no=A1", "", "", false, 405, "method_not_allowed"},
