@@ -117,6 +117,14 @@ type Handler struct {
 	// that upload images.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
+	// The longest a JSON body may take to arrive, from the moment the
+	// handler starts reading it, as a duration string; a body still
+	// incomplete then gets 408 body_timeout, and is not forwarded. It
+	// caps, for that read, the server's own read timeouts (Caddy's
+	// timeouts read_body and read_body_idle). Default: 10s. Accepts
+	// placeholders.
+	BodyTimeout string `json:"body_timeout,omitempty"`
+
 	// The hosts for which absolute-form requests, as clients that use the
 	// sidecar as an HTTP proxy send them (GET http://idasc.webank.com/...),
 	// are signed, as host or host:port. Others get 403. Default: the host
@@ -138,6 +146,7 @@ type Handler struct {
 	mode       string          // "", modeQuery or modeJSON
 	denyFiles  bool
 	maxBody    int64
+	bodyWait   time.Duration   // BodyTimeout: how long a body is waited for
 	proxyHosts map[string]bool // normalized by normalHost
 	logger     *zap.Logger
 }

@@ -34,6 +34,7 @@ var (
 	errContentEncRep  = &refusal{400, "header_repeated", "Content-Encoding is given more than once"}
 	errBodyTooLarge   = &refusal{413, "body_too_large", "the body is larger than this route accepts (see max_body_size)"}
 	errBodyUnreadable = &refusal{400, "body_unreadable", "the body could not be read to its end"}
+	errBodyTimeout    = &refusal{408, "body_timeout", "the body did not arrive in the time this route allows (see body_timeout)"}
 	errFilesDenied    = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): leave out get_file, or set it to 0"}
 
 	// Which app it is for.

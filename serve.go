@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,8 +78,24 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.ContentLength > h.maxBody {
 		return h.reject(w, nil, errBodyTooLarge)
 	}
+	// The read is bounded by body_timeout, so that a client trickling its
+	// body cannot hold the request. A writer without read deadlines (a
+	// test recorder, a wrapper that hides them) leaves the server's own.
+	// The deadline is not lifted here: net/http lifts it itself once the
+	// body is read to its end (its background read of the connection starts
+	// without one), and so does Caddy, whereas lifting it through Caddy's
+	// controller would put back the server's read_body deadline, and the
+	// background read would then cancel a request still being answered. A
+	// body refused before its end keeps the deadline, which then bounds
+	// net/http's draining of the rest.
+	if r.ContentLength != 0 { // 0: no body, and a background read already under way
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyWait))
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) { // first: a read timeout also cancels the context
+			return h.reject(w, nil, errBodyTimeout)
+		}
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok { // Caddy's request_body max_size
 			return h.reject(w, nil, errBodyTooLarge)
 		}

@@ -1,13 +1,21 @@
 package webanksign
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
 )
 
 // This file tests what serveQuery and serveJSON accept and refuse, through
@@ -205,4 +213,97 @@ func TestWrongMethods(t *testing.T) {
 			t.Errorf("%s: forwarded", what)
 		}
 	}
+}
+
+// TestBodyTimeout serves a JSON body that stops arriving (issue 12, item
+// 15): a client sends the headers and part of the body, then waits. The
+// handler answers 408 body_timeout once body_timeout has passed, forwards
+// nothing, and closes the connection. It runs on a real net/http server,
+// since a read deadline needs a connection.
+func TestBodyTimeout(t *testing.T) {
+	const bodyTimeout = 200 * time.Millisecond
+	next := new(recordingNext)
+	srv := serveOn(t, newBodyHandler(t, bodyTimeout), next)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Only a bound on a hung test: the answer comes after bodyTimeout.
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"orderNo\":", facePath)
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body that stopped: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if waited := time.Since(start); waited < bodyTimeout {
+		t.Errorf("answered after %v, before body_timeout (%v)", waited, bodyTimeout)
+	}
+	var got struct{ Code string }
+	if resp.StatusCode != http.StatusRequestTimeout || json.Unmarshal(body, &got) != nil || got.Code != "body_timeout" {
+		t.Errorf("answer %d %s, want 408 body_timeout", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("the connection is kept open after a body cut short")
+	}
+	if next.sent() != 0 {
+		t.Error("the request was forwarded")
+	}
+}
+
+// TestBodyTimeoutLiftedAfterRead sends a whole body in time, to a next
+// handler slower than body_timeout: the deadline, set for the body, must
+// not outlive it. Left armed, it would fail net/http's background read of
+// the connection, which cancels the request: every upstream slower than
+// body_timeout would have its request cancelled. Waiting past the deadline
+// is the property under test here.
+func TestBodyTimeoutLiftedAfterRead(t *testing.T) {
+	const bodyTimeout = 50 * time.Millisecond
+	slow := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		select {
+		case <-r.Context().Done():
+			http.Error(w, "request cancelled", http.StatusInternalServerError)
+		case <-time.After(4 * bodyTimeout):
+			io.WriteString(w, `{"code":"0"}`)
+		}
+		return nil
+	})
+	srv := serveOn(t, newBodyHandler(t, bodyTimeout), slow)
+	resp, err := srv.Client().Post(srv.URL+facePath, "application/json", strings.NewReader(`{"orderNo":"A1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a next handler slower than body_timeout: %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// newBodyHandler provisions a handler with body_timeout d.
+func newBodyHandler(t *testing.T, d time.Duration) *Handler {
+	t.Helper()
+	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
+	t.Cleanup(fake.Close)
+	t.Setenv("WBS_UNIT_SECRET", testSecret)
+	h := &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL, BodyTimeout: d.String()}
+	if err := provision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// serveOn serves h, with next behind it, on a real server.
+func serveOn(t *testing.T, h *Handler, next caddyhttp.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webanksign/caddy-webanksign/webanktest"
 )
@@ -172,5 +175,53 @@ func TestRepeatedContentHeaders(t *testing.T) {
 	if ct := reqs[0]["header:Content-Type"]; len(ct) != 1 || ct[0] != "application/json" {
 		t.Errorf("sent on with Content-Type %q, want one, application/json", ct)
 	}
+	e.wantCleanSignatures()
+}
+
+// TestBodyTimeout sends the headers and part of a JSON body, then waits,
+// as a client trickling its body would: with body_timeout 200ms, the
+// sidecar answers 408 body_timeout instead of holding the request until
+// Caddy's own timeouts (a minute without a byte, by default), and nothing
+// reaches WeBank.
+func TestBodyTimeout(t *testing.T) {
+	e := setup(t, webanktest.Options{}, func(fakeURL string) string {
+		return openSite(fakeURL, fmt.Sprintf("app_id %s\nsecret {env.%s}\nbase_url %s\nbody_timeout 200ms", appID, secretEnv, fakeURL))
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(siteURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(15 * time.Second)) // only a bound on a hung test
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"orderNo\":", webanktest.PathFaceRecord)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body that stopped: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantRefused(t, "a body that stopped", resp.StatusCode, body, 408, "body_timeout")
+	e.wantNothingForwarded()
+	e.wantCounts(0, 0)
+
+	// A body that arrives in time goes on as before.
+	status, got := e.post(webanktest.PathFaceRecord, "application/json", `{"orderNo":"T1"}`, true)
+	wantAnswer(t, "a body in time", status, got, e.fake.FaceRecordResultBody(appID, "T1", false, false, false))
+}
+
+// TestBodyTimeoutUnderReadBody answers a JSON request slower than both
+// body_timeout and Caddy's read_body timeout, counted from the request's
+// start: once the body is read, neither deadline may be left on the
+// connection, where Caddy's background read would hit it and cancel the
+// request mid-answer (put back, for one, by lifting the handler's deadline
+// through Caddy's response controller). The upstream's delay is the
+// property under test, not a wait for something to happen.
+func TestBodyTimeoutUnderReadBody(t *testing.T) {
+	e := setupGlobals(t, webanktest.Options{}, "servers {\n\t\ttimeouts {\n\t\t\tread_body 300ms\n\t\t}\n\t}", func(fakeURL string) string {
+		return openSite(fakeURL, fmt.Sprintf("app_id %s\nsecret {env.%s}\nbase_url %s\nbody_timeout 100ms", appID, secretEnv, fakeURL))
+	})
+	e.fake.SetFault(webanktest.FaceRecordEndpoint, webanktest.Fault{Delay: 600 * time.Millisecond})
+	status, got := e.post(webanktest.PathFaceRecord, "application/json", `{"orderNo":"T2"}`, false)
+	wantAnswer(t, "an answer slower than read_body", status, got, e.fake.FaceRecordResultBody(appID, "T2", false, false, false))
 	e.wantCleanSignatures()
 }
