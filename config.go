@@ -57,7 +57,8 @@ const (
 
 var (
 	// WeBank's app IDs are short (IDA + 5 digits, TIDA + 4); secrets are 64
-	// characters. An app_id that long is a secret in the wrong place.
+	// characters. An app_id that long is a secret in the wrong place. One
+	// of dots only is refused as well (see credentials).
 	appIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 	versionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 )
@@ -169,6 +170,9 @@ func (h *Handler) credentials(expand expandFunc) ([]tickets.Credentials, error) 
 				return c, fmt.Errorf("%sapp_id: a value of %d characters is not 1 to 32 characters of [A-Za-z0-9_.-]; the value is not shown, in case it is the secret in the wrong place", option, len(c.AppID))
 			}
 			return c, fmt.Errorf("%sapp_id: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", option, c.AppID)
+		}
+		if strings.Trim(c.AppID, ".") == "" { // a path element of the storage key: . or .. would leave webank_sign/
+			return c, fmt.Errorf("%sapp_id: %q is only dots", option, c.AppID)
 		}
 		if secret == "" {
 			return c, fmt.Errorf("%ssecret is required", option)

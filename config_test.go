@@ -106,6 +106,12 @@ func TestProvisionAndValidate(t *testing.T) {
 		{name: "placeholder refresh", h: ok(Handler{Refresh: "{env.WBS_TEST_REFRESH}"})},
 		{name: "no app_id", h: Handler{Secret: "x"}, wantErr: "app_id is required"},
 		{name: "bad app_id", h: ok(Handler{AppID: "ID A"}), wantErr: `app_id: "ID A" is not`},
+		// The app_id is a path element of the storage key:
+		// webank_sign/../x.ticket would land outside webank_sign/.
+		{name: "app_id ..", h: ok(Handler{AppID: ".."}), wantErr: `app_id: ".." is only dots`},
+		{name: "app_id .", h: ok(Handler{AppID: "."}), wantErr: `app_id: "." is only dots`},
+		{name: "app with app_id ...", h: Handler{Apps: []AppCredentials{{"...", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "..." is only dots`},
+		{name: "app_id with dots and more", h: ok(Handler{AppID: "IDA.1"})},
 		{name: "no secret", h: Handler{AppID: "IDA1"}, wantErr: "secret is required"},
 		{name: "secret placeholder empty", h: ok(Handler{Secret: "{env.WBS_TEST_EMPTY}"}), wantErr: "secret: expanding placeholders"},
 		{name: "unknown placeholder", h: ok(Handler{AppID: "{nope.x}"}), wantErr: "app_id: expanding placeholders"},
