@@ -51,8 +51,8 @@ func (n *recordingNext) sent() int {
 	return len(n.reqs)
 }
 
-// post serves a POST of body to target, with hdr, through h.
-func post(t *testing.T, h *Handler, next *recordingNext, target string, hdr http.Header, body string) *httptest.ResponseRecorder {
+// postJSON serves a POST of body to target, with hdr, through h.
+func postJSON(t *testing.T, h *Handler, next *recordingNext, target string, hdr http.Header, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
@@ -104,7 +104,7 @@ func TestJSONURLNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		next := new(recordingNext)
-		w := post(t, h, next, facePath+"?"+tt.query, nil, `{"orderNo":"A1"}`)
+		w := postJSON(t, h, next, facePath+"?"+tt.query, nil, `{"orderNo":"A1"}`)
 		if tt.refusal == nil {
 			if w.Code != http.StatusOK || next.sent() != 1 {
 				t.Errorf("?%s: %d %s, sent on %d times; want it forwarded once", tt.query, w.Code, w.Body, next.sent())
@@ -158,7 +158,7 @@ func TestJSONContentHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		next := new(recordingNext)
-		w := post(t, h, next, facePath, tt.hdr, `{"orderNo":"A1"}`)
+		w := postJSON(t, h, next, facePath, tt.hdr, `{"orderNo":"A1"}`)
 		if tt.refusal != nil {
 			wantCode(t, tt.name, w, tt.refusal.Status, tt.refusal.Code)
 			if next.sent() != 0 {

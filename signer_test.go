@@ -216,6 +216,25 @@ func javaFoldName(s string) string {
 	return b.String()
 }
 
+// TestOwnedNamesFold checks the table of owned names: each folds to its
+// entry of foldedOwned, in both shapes' spelling, and the JSON request's URL
+// accepts orderNo alone.
+func TestOwnedNamesFold(t *testing.T) {
+	for i, f := range foldedOwned {
+		for _, names := range []*ownedNames{&queryOwned, &jsonOwned} {
+			if got := string(foldName(nil, names[i])); got != f {
+				t.Errorf("foldName(%q) = %q, want %q", names[i], got, f)
+			}
+			if errNameConfusable[names[i]] == nil {
+				t.Errorf("no refusal for a name that imitates %s", names[i])
+			}
+		}
+	}
+	if urlOwned != (ownedNames{1: fieldOrderNo}) {
+		t.Errorf("urlOwned = %q, want orderNo alone", urlOwned)
+	}
+}
+
 // TestIsGetFile is the photo policy's reading of parameter names: every
 // name a lenient server may bind to get_file (issue 12, item 3).
 func TestIsGetFile(t *testing.T) {
