@@ -36,6 +36,7 @@ func init() {
 //	    mode          query | json
 //	    photos        allow | deny
 //	    max_body_size <size>
+//	    body_timeout  <duration>
 //	    proxy_hosts   <host...>
 //	}
 //
@@ -117,6 +118,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body_size: %q is not a size such as 1MiB", val)
 			}
 			h.MaxBodySize = int64(size)
+		case "body_timeout":
+			h.BodyTimeout = val
 		default:
 			return d.Errf("unrecognized subdirective %q", key)
 		}

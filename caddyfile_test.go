@@ -28,13 +28,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				mode          json
 				photos        deny
 				max_body_size 4MiB
+				body_timeout  5s
 				proxy_hosts   idasc.webank.com kyc1.qcloud.com:80
 			}`,
 			want: Handler{
 				AppID: "{env.WEBANK_APP_ID}", Secret: "{env.WEBANK_SECRET}",
 				BaseURL: "https://kyc1.qcloud.com", Version: "1.0.0", Refresh: "15m",
 				FetchTimeout: "5s", RetryCodes: []string{"15", "400101", "66660001"},
-				Mode: "json", Photos: "deny", MaxBodySize: 4 << 20,
+				Mode: "json", Photos: "deny", MaxBodySize: 4 << 20, BodyTimeout: "5s",
 				ProxyHosts: []string{"idasc.webank.com", "kyc1.qcloud.com:80"},
 			},
 		},
@@ -67,6 +68,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "app and app_id", input: "webank_sign {\n app_id IDA1\n app IDA2 {env.B}\n}", wantErr: "app cannot be combined with app_id and secret"},
 		{name: "bad max_body_size", input: "webank_sign {\n max_body_size lots\n}", wantErr: `max_body_size: "lots" is not a size`},
 		{name: "zero max_body_size", input: "webank_sign {\n max_body_size 0\n}", wantErr: `max_body_size: "0" is not a size`},
+		{name: "body_timeout without a value", input: "webank_sign {\n body_timeout\n}", wantErr: "body_timeout takes exactly one value, got 0"},
 		{name: "proxy_hosts without hosts", input: "webank_sign {\n proxy_hosts\n}", wantErr: "proxy_hosts needs at least one host"},
 	}
 	for _, tt := range tests {

@@ -50,11 +50,15 @@ var jsonAPIs = map[string]bool{
 	"/api/paas/idcardocrapp":       true,
 }
 
-const defaultMaxBodySize = 1 << 20
+const (
+	defaultMaxBodySize = 1 << 20
+	defaultBodyTimeout = 10 * time.Second // a result query's body is a few hundred bytes
+)
 
 var (
 	// WeBank's app IDs are short (IDA + 5 digits, TIDA + 4); secrets are 64
-	// characters. An app_id that long is a secret in the wrong place.
+	// characters. An app_id that long is a secret in the wrong place. One
+	// of dots only is refused as well (see credentials).
 	appIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 	versionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 )
@@ -139,6 +143,8 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("fetch_timeout: must be positive, not %v", h.timeout)
 	case h.maxBody < 0:
 		return fmt.Errorf("max_body_size: must be positive, not %d", h.maxBody)
+	case h.bodyWait <= 0:
+		return fmt.Errorf("body_timeout: must be positive, not %v", h.bodyWait)
 	}
 	for code := range h.retryCodes {
 		if code == "" || code == "0" {
@@ -164,6 +170,9 @@ func (h *Handler) credentials(expand expandFunc) ([]tickets.Credentials, error) 
 				return c, fmt.Errorf("%sapp_id: a value of %d characters is not 1 to 32 characters of [A-Za-z0-9_.-]; the value is not shown, in case it is the secret in the wrong place", option, len(c.AppID))
 			}
 			return c, fmt.Errorf("%sapp_id: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", option, c.AppID)
+		}
+		if strings.Trim(c.AppID, ".") == "" { // a path element of the storage key: . or .. would leave webank_sign/
+			return c, fmt.Errorf("%sapp_id: %q is only dots", option, c.AppID)
 		}
 		if secret == "" {
 			return c, fmt.Errorf("%ssecret is required", option)
@@ -212,7 +221,7 @@ func (h *Handler) credentials(expand expandFunc) ([]tickets.Credentials, error) 
 }
 
 // parseRequestOptions sets up the options about the requests accepted: mode,
-// photos, max_body_size and proxy_hosts.
+// photos, max_body_size, body_timeout and proxy_hosts.
 func (h *Handler) parseRequestOptions(expand expandFunc) error {
 	switch h.Mode {
 	case "", modeQuery, modeJSON:
@@ -230,6 +239,10 @@ func (h *Handler) parseRequestOptions(expand expandFunc) error {
 	h.maxBody = h.MaxBodySize
 	if h.maxBody == 0 {
 		h.maxBody = defaultMaxBodySize
+	}
+	var err error
+	if h.bodyWait, err = parseDuration("body_timeout", h.BodyTimeout, defaultBodyTimeout, expand); err != nil {
+		return err
 	}
 	hosts := h.ProxyHosts
 	if len(hosts) == 0 {

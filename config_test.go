@@ -24,6 +24,8 @@ func TestCaddyfileValuesCheckedOnce(t *testing.T) {
 		{"negative fetch_timeout", "fetch_timeout -1s", "fetch_timeout: must be positive, not -1s"},
 		{"bad mode", "mode form", `mode: "form" is not query or json`},
 		{"bad photos", "photos strip", `photos: "strip" is not allow or deny`},
+		{"bad body_timeout", "body_timeout soon", `body_timeout: parsing "soon"`},
+		{"zero body_timeout", "body_timeout 0s", "body_timeout: must be positive, not 0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +106,12 @@ func TestProvisionAndValidate(t *testing.T) {
 		{name: "placeholder refresh", h: ok(Handler{Refresh: "{env.WBS_TEST_REFRESH}"})},
 		{name: "no app_id", h: Handler{Secret: "x"}, wantErr: "app_id is required"},
 		{name: "bad app_id", h: ok(Handler{AppID: "ID A"}), wantErr: `app_id: "ID A" is not`},
+		// The app_id is a path element of the storage key:
+		// webank_sign/../x.ticket would land outside webank_sign/.
+		{name: "app_id ..", h: ok(Handler{AppID: ".."}), wantErr: `app_id: ".." is only dots`},
+		{name: "app_id .", h: ok(Handler{AppID: "."}), wantErr: `app_id: "." is only dots`},
+		{name: "app with app_id ...", h: Handler{Apps: []AppCredentials{{"...", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "..." is only dots`},
+		{name: "app_id with dots and more", h: ok(Handler{AppID: "IDA.1"})},
 		{name: "no secret", h: Handler{AppID: "IDA1"}, wantErr: "secret is required"},
 		{name: "secret placeholder empty", h: ok(Handler{Secret: "{env.WBS_TEST_EMPTY}"}), wantErr: "secret: expanding placeholders"},
 		{name: "unknown placeholder", h: ok(Handler{AppID: "{nope.x}"}), wantErr: "app_id: expanding placeholders"},
@@ -125,6 +133,9 @@ func TestProvisionAndValidate(t *testing.T) {
 		{name: "bad mode", h: ok(Handler{Mode: "form"}), wantErr: `mode: "form" is not query or json`},
 		{name: "bad photos", h: ok(Handler{Photos: "strip"}), wantErr: `photos: "strip" is not allow or deny`},
 		{name: "negative max_body_size", h: ok(Handler{MaxBodySize: -1}), wantErr: "max_body_size: must be positive"},
+		{name: "placeholder body_timeout", h: ok(Handler{BodyTimeout: "{env.WBS_TEST_REFRESH}"})},
+		{name: "bad body_timeout", h: ok(Handler{BodyTimeout: "slow"}), wantErr: `body_timeout: parsing "slow"`},
+		{name: "negative body_timeout", h: ok(Handler{BodyTimeout: "-1s"}), wantErr: "body_timeout: must be positive, not -1s"},
 		{name: "bad proxy host", h: ok(Handler{ProxyHosts: []string{"idasc.webank.com/api"}}), wantErr: `proxy_hosts: "idasc.webank.com/api" is not a host`},
 		{name: "bad proxy port", h: ok(Handler{ProxyHosts: []string{"idasc.webank.com:99999"}}), wantErr: `proxy_hosts: "idasc.webank.com:99999" is not a host`},
 	}
@@ -234,8 +245,8 @@ func TestProvisionDefaults(t *testing.T) {
 	if h.tenants[0].creds.BaseURL != "http://127.0.0.1:1" {
 		t.Errorf("base_url = %q, want the trailing slash trimmed", h.tenants[0].creds.BaseURL)
 	}
-	if h.version != defaultVersion || h.refresh != defaultRefresh || h.timeout != defaultFetchTimeout {
-		t.Errorf("defaults = %q %v %v", h.version, h.refresh, h.timeout)
+	if h.version != defaultVersion || h.refresh != defaultRefresh || h.timeout != defaultFetchTimeout || h.bodyWait != defaultBodyTimeout {
+		t.Errorf("defaults = %q %v %v %v", h.version, h.refresh, h.timeout, h.bodyWait)
 	}
 	if !h.retryCodes["15"] || !h.retryCodes["400101"] || len(h.retryCodes) != 2 {
 		t.Errorf("retry codes = %v, want 15 and 400101", h.retryCodes)

@@ -139,6 +139,7 @@ func FuzzServeHTTPQuery(f *testing.F) {
 		"order_no=A1&app_id=IDAOTHER", "order_no=A1&app_id=" + testAppID, "order_no=A1%0D%0AX: 1",
 		"order_no=A1&x=%zz", "order_no=" + strings.Repeat("9", 33), "a=1&a=2&order_no=B-2_c",
 		strings.Repeat("p=1&", 20) + "order_no=MANY",
+		"order_no=A1&Sign=X&APP-ID=Y", "ORDER_NO=A1", "order_no=A1&%C5%BFign=X", "order_no=A1&signs=1",
 	} {
 		f.Add(seed)
 	}
@@ -160,6 +161,11 @@ func FuzzServeHTTPQuery(f *testing.F) {
 			for _, k := range []string{"app_id", "order_no", "nonce", "version", "sign"} {
 				if len(q[k]) != 1 {
 					t.Fatalf("forwarded %q: %s %d times", r.URL.RawQuery, k, len(q[k]))
+				}
+				for name := range q { // none that a lenient server reads as k
+					if name != k && javaFoldName(name) == javaFoldName(k) {
+						t.Fatalf("forwarded %q: %q reads as %s", r.URL.RawQuery, name, k)
+					}
 				}
 			}
 			if _, err := checkOrderNo(q["order_no"]); err != nil || q.Get("app_id") != testAppID || len(q.Get("nonce")) != nonceLen {

@@ -20,6 +20,14 @@ const (
 	fieldSign    = "sign"
 )
 
+// jsonOwned are the owned parameters as the JSON shape spells them.
+var jsonOwned = ownedNames{fieldAppID, fieldOrderNo, fieldNonce, fieldVersion, fieldSign}
+
+// urlOwned are the owned parameters a JSON request's URL may carry: orderNo
+// alone, which WeBank asks for there. The others belong in the body, where
+// they are signed.
+var urlOwned = ownedNames{1: fieldOrderNo}
+
 // field is one top-level member of a JSON object: its name, decoded, and its
 // value as the client wrote it.
 type field struct {
@@ -36,8 +44,9 @@ type checkedBody struct {
 }
 
 // parseBody parses and checks a client's JSON body: one object, no key
-// twice, a usable orderNo, and an appId, if any, that is a string. It
-// returns the checked body or a *refusal.
+// twice, no key that imitates one the module owns (see imitations), a
+// usable orderNo, and an appId, if any, that is a string. It returns the
+// checked body or a *refusal.
 func parseBody(data []byte) (checkedBody, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return checkedBody{}, errBodyMissing
@@ -49,6 +58,7 @@ func parseBody(data []byte) (checkedBody, error) {
 	var b checkedBody
 	seen := make(map[string]bool)
 	var orderNo json.RawMessage
+	var imit imitations
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -74,6 +84,8 @@ func parseBody(data []byte) (checkedBody, error) {
 			continue // never the client's to choose
 		case fieldOrderNo:
 			orderNo = raw
+		default:
+			imit.add(key, &jsonOwned)
 		}
 		b.fields = append(b.fields, field{key, raw})
 	}
@@ -82,6 +94,9 @@ func parseBody(data []byte) (checkedBody, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF { // nothing after the object
 		return checkedBody{}, errBodyMalformed
+	}
+	if err := imit.err(&jsonOwned); err != nil {
+		return checkedBody{}, err
 	}
 	if orderNo == nil {
 		return checkedBody{}, errBodyOrderNo

@@ -30,6 +30,10 @@ func TestParseAndSignBody(t *testing.T) {
 		{name: "getfile in lowercase", body: `{"orderNo":"A1","getfile":1}`, files: true},
 		{name: "get_file spelled as in queries", body: `{"orderNo":"A1","get_file":"3"}`, files: true},
 		{name: "getFile an object", body: `{"orderNo":"A1","getFile":{}}`, files: true},
+		{name: "get_file[] as a binder may read it", body: `{"orderNo":"A1","get_file[]":"1"}`, files: true},
+		{name: "getfıle with a dotless ı, escaped", body: `{"orderNo":"A1","getf\u0131le":1}`, files: true},
+		{name: "GET.FILE", body: `{"orderNo":"A1","GET.FILE":"2"}`, files: true},
+		{name: "get.file 0", body: `{"orderNo":"A1","get.file":"0"}`},
 		{name: "nested values kept as written", body: `{ "orderNo" : "A1", "extra" : {"a": [1, 2.50, "x"]} }`,
 			keep: map[string]string{"extra": `{"a": [1, 2.50, "x"]}`}},
 		{name: "escaped key", body: `{"order\u004eo":"A1"}`},
@@ -53,6 +57,23 @@ func TestParseAndSignBody(t *testing.T) {
 		{name: "orderNo with a space", body: `{"orderNo":"A 1"}`, wantErr: errBodyOrderChars},
 		{name: "appId a number", body: `{"appId":1,"orderNo":"A1"}`, wantErr: errBodyAppIDType},
 		{name: "appId null", body: `{"appId":null,"orderNo":"A1"}`, wantErr: errBodyAppIDType},
+		{name: "names near the owned ones kept", body: `{"orderNo":"A1","queryVersion":"1.0","signature":"x","appIds":[]}`,
+			keep: map[string]string{"queryVersion": `"1.0"`, "signature": `"x"`, "appIds": "[]"}},
+		// Members a case-insensitive, last-wins reader (Go's encoding/json,
+		// Jackson's case-insensitive mode, fastjson) takes for an owned one
+		// (issue 12, item 4).
+		{name: "OrderNo after orderNo", body: `{"orderNo":"A1","OrderNo":"B2"}`, wantErr: errNameConfusable[fieldOrderNo]},
+		{name: "OrderNo alone", body: `{"OrderNo":"A1"}`, wantErr: errNameConfusable[fieldOrderNo]},
+		{name: "order_no, the query spelling", body: `{"orderNo":"A1","order_no":"A1"}`, wantErr: errNameConfusable[fieldOrderNo]},
+		{name: "Sign", body: `{"orderNo":"A1","Sign":"x"}`, wantErr: errNameConfusable[fieldSign]},
+		{name: "AppId", body: `{"orderNo":"A1","AppId":"IDA00001"}`, wantErr: errNameConfusable[fieldAppID]},
+		{name: "app_id", body: `{"orderNo":"A1","app_id":"IDA00001"}`, wantErr: errNameConfusable[fieldAppID]},
+		{name: "NONCE", body: `{"orderNo":"A1","NONCE":"x"}`, wantErr: errNameConfusable[fieldNonce]},
+		{name: "Version", body: `{"orderNo":"A1","Version":"2"}`, wantErr: errNameConfusable[fieldVersion]},
+		{name: "sign with a long s, escaped", body: `{"orderNo":"A1","\u017Fign":"x"}`, wantErr: errNameConfusable[fieldSign]},
+		{name: "the first owned name is the one named", body: `{"orderNo":"A1","SIGN":"x","APPID":"y"}`, wantErr: errNameConfusable[fieldAppID]},
+		{name: "malformed wins over a confusable name", body: `{"Sign":"x","orderNo":"A1"`, wantErr: errBodyMalformed},
+		{name: "a confusable name wins over orderNo", body: `{"Sign":"x","orderNo":1}`, wantErr: errNameConfusable[fieldSign]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,6 +164,7 @@ func FuzzBodyRewrite(f *testing.F) {
 		`{"orderNo":"A1","x":{"y":[1,"\u00e9",null]},"k\"ey":true}`,
 		`{"orderNo":"A1","orderNo":"A2"}`,
 		`[1]`, `{"orderNo":1}`, "",
+		`{"orderNo":"A1","OrderNo":"A2","Sign":"x","app_id":"y"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -166,6 +188,14 @@ func FuzzBodyRewrite(f *testing.F) {
 		for _, f := range b.fields {
 			if g, ok := got[f.key]; !ok || !bytes.Equal(g, f.raw) {
 				t.Errorf("encodeSignedBody(%q): %q = %s, want %s", data, f.key, g, f.raw)
+			}
+		}
+		// No member but the owned ones reads as one of them to a lenient reader.
+		for k := range got {
+			for _, owned := range []string{fieldAppID, fieldOrderNo, fieldNonce, fieldVersion, fieldSign} {
+				if k != owned && javaFoldName(k) == javaFoldName(owned) {
+					t.Errorf("encodeSignedBody(%q) has %q, which reads as %s", data, k, owned)
+				}
 			}
 		}
 		var orderNo string

@@ -100,12 +100,14 @@ type Handler struct {
 	// query string) or "json" (POST, a JSON object body). Default: json for
 	// the paths of WeBank's JSON APIs (/api/v2/base/queryfacerecord,
 	// /api/server/getOcrCertId, /api/paas/easyface, /api/paas/idcardocrapp),
-	// query for every other path. A request of the other shape gets 400.
+	// query for every other path. A request of the other shape gets 405.
 	Mode string `json:"mode,omitempty"`
 
 	// Whether clients may ask for photos and videos: "allow" (the default)
 	// or "deny". With deny, a request with a get_file (getFile in a JSON
-	// body) other than 0 is refused with 403 photos_denied, not forwarded:
+	// body; in any spelling a lenient server may bind to it, such as
+	// GetFile or get_file[]) other than 0 is refused with 403
+	// photos_denied, not forwarded:
 	// it is refused rather than stripped, so that an app never takes a
 	// missing photo for a result without one.
 	Photos string `json:"photos,omitempty"`
@@ -114,6 +116,14 @@ type Handler struct {
 	// Default: 1 MiB, ample for the result queries; raise it for the APIs
 	// that upload images.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// The longest a JSON body may take to arrive, from the moment the
+	// handler starts reading it, as a duration string; a body still
+	// incomplete then gets 408 body_timeout, and is not forwarded. It
+	// caps, for that read, the server's own read timeouts (Caddy's
+	// timeouts read_body and read_body_idle). Default: 10s. Accepts
+	// placeholders.
+	BodyTimeout string `json:"body_timeout,omitempty"`
 
 	// The hosts for which absolute-form requests, as clients that use the
 	// sidecar as an HTTP proxy send them (GET http://idasc.webank.com/...),
@@ -136,6 +146,7 @@ type Handler struct {
 	mode       string          // "", modeQuery or modeJSON
 	denyFiles  bool
 	maxBody    int64
+	bodyWait   time.Duration   // BodyTimeout: how long a body is waited for
 	proxyHosts map[string]bool // normalized by normalHost
 	logger     *zap.Logger
 }

@@ -50,7 +50,8 @@ func (q *checkedQuery) filesRequested() bool {
 }
 
 // clientQuery parses the client's raw query and checks that it has a
-// usable order_no. It returns the checked query, with the client's app_id
+// usable order_no and no name that imitates one the module owns (see
+// imitations). It returns the checked query, with the client's app_id
 // values for the caller to check, or a *refusal for the client.
 //
 // It parses exactly as url.ParseQuery does, and fails wherever it fails: a
@@ -67,6 +68,7 @@ func clientQuery(rawQuery string) (checkedQuery, error) {
 	var q checkedQuery
 	var orderNos [2]string // enough to tell one from several
 	nOrderNos := 0
+	var imit imitations
 	for rest := rawQuery; rest != ""; {
 		var kv string
 		kv, rest, _ = strings.Cut(rest, "&")
@@ -96,12 +98,18 @@ func clientQuery(rawQuery string) (checkedQuery, error) {
 				orderNos[nOrderNos] = value
 			}
 			nOrderNos++
+		default:
+			imit.add(key, &queryOwned)
 		}
 		q.inline[q.n] = param{key, value}
 		q.n++
 	}
 	// Errors in the order url.ParseQuery and the checks below find them: a
-	// malformed query first, then order_no.
+	// malformed query first, then a name that imitates an owned one, then
+	// order_no.
+	if err := imit.err(&queryOwned); err != nil {
+		return checkedQuery{}, err
+	}
 	orderNo, err := checkOrderNo(orderNos[:min(nOrderNos, len(orderNos))])
 	if err != nil {
 		return checkedQuery{}, err
@@ -124,6 +132,13 @@ func clientQueryValues(rawQuery string) (checkedQuery, error) {
 	vals, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return checkedQuery{}, errQueryMalformed
+	}
+	var imit imitations
+	for k := range vals {
+		imit.add(k, &queryOwned)
+	}
+	if err := imit.err(&queryOwned); err != nil {
+		return checkedQuery{}, err
 	}
 	orderNo, err := checkOrderNo(vals[paramOrderNo])
 	if err != nil {

@@ -29,6 +29,20 @@ func TestClientAndSignQuery(t *testing.T) {
 		{name: "empty query", raw: "", wantErr: errOrderNoMissing},
 		{name: "repeated order_no", raw: "order_no=A1&order_no=A2", wantErr: errOrderNoRepeat},
 		{name: "encoded ampersand in order_no", raw: "order_no=A1%26sign%3DX", wantErr: errOrderNoChars},
+		{name: "names near the owned ones kept", raw: "order_no=A1&signs=1&app_ids=2&queryVersion=1.0&nonce_str=3",
+			keep: url.Values{"signs": {"1"}, "app_ids": {"2"}, "queryVersion": {"1.0"}, "nonce_str": {"3"}}},
+		// Names a case-insensitive, last-wins server reads as an owned one
+		// (issue 12, item 4): the client's value would replace the signed one.
+		{name: "ORDER_NO alone", raw: "ORDER_NO=A1", wantErr: errNameConfusable[paramOrderNo]},
+		{name: "ORDER_NO after order_no", raw: "order_no=A1&ORDER_NO=B2", wantErr: errNameConfusable[paramOrderNo]},
+		{name: "Sign", raw: "order_no=A1&Sign=X", wantErr: errNameConfusable[paramSign]},
+		{name: "appId, the JSON spelling", raw: "order_no=A1&appId=IDA00001", wantErr: errNameConfusable[paramAppID]},
+		{name: "app-id", raw: "order_no=A1&app-id=IDA00001", wantErr: errNameConfusable[paramAppID]},
+		{name: "Nonce", raw: "order_no=A1&Nonce=x", wantErr: errNameConfusable[paramNonce]},
+		{name: "VERSION", raw: "order_no=A1&VERSION=2", wantErr: errNameConfusable[paramVersion]},
+		{name: "sign with a long s", raw: "order_no=A1&%C5%BFign=X", wantErr: errNameConfusable[paramSign]},
+		{name: "sign[]", raw: "order_no=A1&sign%5B%5D=X", wantErr: errNameConfusable[paramSign]},
+		{name: "the first owned name is the one named", raw: "order_no=A1&Sign=X&APP_ID=Y", wantErr: errNameConfusable[paramAppID]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +96,13 @@ func referenceRewrite(raw, appID, version, nonce, sig string) (orderNo, signed s
 	q, err := url.ParseQuery(raw)
 	if err != nil {
 		return "", "", errQueryMalformed
+	}
+	for _, owned := range []string{paramAppID, paramOrderNo, paramNonce, paramVersion, paramSign} {
+		for k := range q {
+			if k != owned && javaFoldName(k) == javaFoldName(owned) {
+				return "", "", errNameConfusable[owned]
+			}
+		}
 	}
 	orderNo, err = checkOrderNo(q[paramOrderNo])
 	if err != nil {
@@ -170,6 +191,12 @@ func TestQueryRewriteMatchesReference(t *testing.T) {
 		{"17 separators, few parameters", "order_no=A1" + strings.Repeat("&", 16)},
 		{"at url.ParseQuery's limit", "order_no=A1&" + many(9999, "k")},
 		{"past url.ParseQuery's limit", "order_no=A1&" + many(10000, "k")},
+		{"ORDER_NO", "ORDER_NO=A1"},
+		{"order_no and Order-No", "order_no=A1&Order-No=A2"},
+		{"confusable names, the first owned one named", "version_=1&order_no=A1&SIGN=2&nonce%00=3"},
+		{"malformed wins over a confusable name", "Sign=X&order_no=A1&x=%zz"},
+		{"a confusable name wins over order_no", "Sign=X&order_no=A1&order_no=A2"},
+		{"17 parameters, a confusable name", "order_no=A1&Nonce=Y&" + many(15, "k=v")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkRewrite(t, tt.raw) })
@@ -185,6 +212,7 @@ func FuzzQueryRewrite(f *testing.F) {
 		"app_id=IDA00001&order%5Fno=A1&sign=x&nonce=y&version=z&q=a+b%2F",
 		"order_no=A1;x=1",
 		"order_no=A1&" + strings.Repeat("k=v&", 16),
+		"ORDER_NO=A1&appId=IDA00001&%C5%BFign=x&get_file%5B%5D=1",
 	} {
 		f.Add(s)
 	}

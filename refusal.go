@@ -24,14 +24,17 @@ var (
 	errConnect        = &refusal{405, "connect_not_supported", "HTTPS proxying (CONNECT) cannot be signed: the sidecar would see only encrypted bytes. Point the app at the sidecar's own URL, such as http://127.0.0.1:8080/api/server/getOcrResult, instead of using it as an HTTPS proxy"}
 	errProxyHost      = &refusal{403, "proxy_host_not_allowed", "this sidecar signs requests for WeBank's host only (see proxy_hosts): it is not an open proxy"}
 	errQueryMethod    = &refusal{405, "method_not_allowed", "this route signs GET and HEAD requests only"}
-	errQueryShape     = &refusal{400, "wrong_shape", "this route signs GET requests with the parameters in the query string (mode query), not a POST body"}
+	errQueryShape     = &refusal{405, "wrong_shape", "this route signs GET requests with the parameters in the query string (mode query), not a POST body"}
 	errJSONMethod     = &refusal{405, "method_not_allowed", "this route signs POST requests with a JSON body only"}
-	errJSONShape      = &refusal{400, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
+	errJSONShape      = &refusal{405, "wrong_shape", "this route signs POST requests with a JSON body (mode json), not parameters in the query string"}
 	errBodyNotAllowed = &refusal{400, "body_not_allowed", "GET and HEAD requests to WeBank's query APIs carry no body"}
-	errContentType    = &refusal{415, "content_type_unsupported", "the body must be JSON, sent with Content-Type: application/json"}
+	errContentType    = &refusal{415, "content_type_unsupported", "the body must be JSON in UTF-8, sent with Content-Type: application/json (its one parameter, if any, charset=utf-8)"}
 	errContentEnc     = &refusal{415, "content_encoding_unsupported", "the body must not be compressed (no Content-Encoding)"}
+	errContentTypeRep = &refusal{400, "header_repeated", "Content-Type is given more than once"}
+	errContentEncRep  = &refusal{400, "header_repeated", "Content-Encoding is given more than once"}
 	errBodyTooLarge   = &refusal{413, "body_too_large", "the body is larger than this route accepts (see max_body_size)"}
 	errBodyUnreadable = &refusal{400, "body_unreadable", "the body could not be read to its end"}
+	errBodyTimeout    = &refusal{408, "body_timeout", "the body did not arrive in the time this route allows (see body_timeout)"}
 	errFilesDenied    = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): leave out get_file, or set it to 0"}
 
 	// Which app it is for.
@@ -50,6 +53,20 @@ var (
 	errOrderNoChars   = &refusal{400, "order_no_invalid", "order_no may only contain letters, digits, '_' and '-'"}
 	errOrderNoURLRep  = &refusal{400, "order_no_repeated", "orderNo is given more than once in the URL"}
 	errOrderNoURL     = &refusal{400, "order_no_mismatch", "orderNo in the URL differs from orderNo in the body"}
+
+	// A name a lenient server may read as one the module owns (see
+	// foldName), by the owned name it imitates: a server that reads names
+	// regardless of case, last one winning, would take the client's value
+	// for the signed one. Keyed by the owned name as the shape spells it.
+	errNameConfusable = map[string]*refusal{
+		paramAppID:   {400, "param_name_confusable", "a parameter's name reads as app_id to a lenient server (ignoring case and punctuation): send app_id spelled exactly so, or not at all"},
+		paramOrderNo: {400, "param_name_confusable", "a parameter's name reads as order_no to a lenient server (ignoring case and punctuation): send order_no spelled exactly so, once"},
+		paramNonce:   {400, "param_name_confusable", "a name reads as nonce to a lenient server (ignoring case and punctuation): the sidecar sets nonce itself; leave it out"},
+		paramVersion: {400, "param_name_confusable", "a name reads as version to a lenient server (ignoring case and punctuation): the sidecar sets version itself; leave it out"},
+		paramSign:    {400, "param_name_confusable", "a name reads as sign to a lenient server (ignoring case and punctuation): the sidecar sets sign itself; leave it out"},
+		fieldAppID:   {400, "param_name_confusable", "a name reads as appId to a lenient server (ignoring case and punctuation): send appId in the JSON body only, spelled exactly so, or not at all"},
+		fieldOrderNo: {400, "param_name_confusable", "a name reads as orderNo to a lenient server (ignoring case and punctuation): send orderNo in the JSON body, spelled exactly so (and in the URL, if at all, as orderNo)"},
+	}
 
 	// The JSON body.
 	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,10 +33,10 @@ import (
 // serveQuery signs a request whose parameters are in the query string.
 func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if r.Method == http.MethodPost {
-			return h.reject(w, nil, errQueryShape)
-		}
 		w.Header().Set("Allow", "GET, HEAD")
+		if r.Method == http.MethodPost {
+			return h.reject(w, nil, errQueryShape) // 405 too, with a code that says why
+		}
 		return h.reject(w, nil, errQueryMethod)
 	}
 	if r.ContentLength != 0 { // -1: chunked
@@ -65,23 +66,36 @@ func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request, next caddyh
 // serveJSON signs a request whose parameters are in a JSON body.
 func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			return h.reject(w, nil, errJSONShape)
-		}
 		w.Header().Set("Allow", "POST")
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return h.reject(w, nil, errJSONShape) // 405 too, with a code that says why
+		}
 		return h.reject(w, nil, errJSONMethod)
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return h.reject(w, nil, errContentType)
-	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return h.reject(w, nil, errContentEnc)
+	if err := checkJSONHeaders(r.Header); err != nil {
+		return h.reject(w, nil, err)
 	}
 	if r.ContentLength > h.maxBody {
 		return h.reject(w, nil, errBodyTooLarge)
 	}
+	// The read is bounded by body_timeout, so that a client trickling its
+	// body cannot hold the request. A writer without read deadlines (a
+	// test recorder, a wrapper that hides them) leaves the server's own.
+	// The deadline is not lifted here: net/http lifts it itself once the
+	// body is read to its end (its background read of the connection starts
+	// without one), and so does Caddy, whereas lifting it through Caddy's
+	// controller would put back the server's read_body deadline, and the
+	// background read would then cancel a request still being answered. A
+	// body refused before its end keeps the deadline, which then bounds
+	// net/http's draining of the rest.
+	if r.ContentLength != 0 { // 0: no body, and a background read already under way
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyWait))
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) { // first: a read timeout also cancels the context
+			return h.reject(w, nil, errBodyTimeout)
+		}
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok { // Caddy's request_body max_size
 			return h.reject(w, nil, errBodyTooLarge)
 		}
@@ -106,6 +120,13 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.reject(w, tn, errQueryMalformed)
 	}
+	var imit imitations
+	for k := range vals {
+		imit.add(k, &urlOwned)
+	}
+	if err := imit.err(&jsonOwned); err != nil {
+		return h.reject(w, tn, err)
+	}
 	clientRaw := r.URL.RawQuery
 	switch orderNos := vals[fieldOrderNo]; {
 	case len(orderNos) > 1:
@@ -122,11 +143,14 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
 		return h.reject(w, tn, errFilesDenied)
 	}
-	// The body is read: it goes on whole, with its length, and the client's
-	// Expect: 100-continue has been answered already.
+	// The body is read: it goes on whole, with its length, as JSON (UTF-8,
+	// not compressed), and the client's Expect: 100-continue has been
+	// answered already.
 	r.TransferEncoding = nil
 	r.Header.Del("Transfer-Encoding")
 	r.Header.Del("Expect")
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Del("Content-Encoding")
 	return h.forward(w, r, next, tn, b.orderNo, func(t *tickets.Ticket) {
 		body := signBody(&b, tn.creds.AppID, h.version, t.Value())
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -134,6 +158,32 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	})
+}
+
+// checkJSONHeaders checks the headers that describe a JSON request's body:
+// one Content-Type, application/json with at most a UTF-8 charset, and at
+// most one Content-Encoding, identity. A repeated one is refused, not read
+// first-wins: a server behind may read another one.
+func checkJSONHeaders(hdr http.Header) error {
+	switch {
+	case len(hdr.Values("Content-Type")) > 1:
+		return errContentTypeRep
+	case len(hdr.Values("Content-Encoding")) > 1:
+		return errContentEncRep
+	}
+	mt, params, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return errContentType
+	}
+	for k, v := range params { // ParseMediaType lowercases k
+		if k != "charset" || !strings.EqualFold(v, "utf-8") && !strings.EqualFold(v, "utf8") {
+			return errContentType
+		}
+	}
+	if ce := hdr.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return errContentEnc
+	}
+	return nil
 }
 
 // urlFilesRequested reports whether a JSON request's URL query asks for

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"slices"
+	"unicode"
+	"unicode/utf8"
 )
 
 // This file holds the pure core of the protocol (docs/protocol.md §5, §7):
@@ -77,26 +79,86 @@ func (a appIDs) mismatch(appID string) bool {
 	return a.given && (a.conflict || a.value != appID)
 }
 
-// isGetFile reports whether a parameter's name is get_file as a lenient
-// parser may read it: get_file, getFile, GetFile, get-file, … . The photo
-// policy must not be side-stepped by a spelling WeBank might accept.
-func isGetFile(name string) bool {
-	const want = "getfile"
-	n := 0
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == '_' || c == '-' {
+// foldName appends name to dst as a lenient server may read it: its
+// letters and digits only (a binder may strip "[]", "!", ".", a trailing
+// space or NUL), each letter that Java's String.equalsIgnoreCase takes for
+// an ASCII letter as that letter in lower case, other letters as they are.
+// A letter is taken for an ASCII letter if its upper or its lower case is
+// that letter in upper or lower case: so i for ı (U+0131) and İ (U+0130), s
+// for ſ (U+017F), k for the Kelvin sign (U+212A). Names that fold alike
+// are one parameter to such a server: get_file, GetFile, get_file[] and
+// getfıle all fold to getfile.
+func foldName(dst []byte, name string) []byte {
+	for _, r := range name { // a byte that is not UTF-8 is utf8.RuneError, no letter
+		switch {
+		case 'a' <= r && r <= 'z', '0' <= r && r <= '9':
+		case 'A' <= r && r <= 'Z':
+			r += 'a' - 'A'
+		case r < utf8.RuneSelf || !unicode.IsLetter(r) && !unicode.IsDigit(r):
 			continue
+		default:
+			if l := unicode.ToLower(r); 'a' <= l && l <= 'z' {
+				r = l
+			} else if u := unicode.ToUpper(r); 'A' <= u && u <= 'Z' {
+				r = u + 'a' - 'A'
+			}
 		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if n == len(want) || c != want[n] {
-			return false
-		}
-		n++
+		dst = utf8.AppendRune(dst, r)
 	}
-	return n == len(want)
+	return dst
+}
+
+// ownedNames are the names of the five parameters the module owns, in one
+// shape's spelling, in the order of foldedOwned.
+type ownedNames [5]string
+
+// foldedOwned are the owned parameters as foldName folds them, which is the
+// same in both shapes (app_id and appId fold alike), in the order in which
+// imitations of them are reported.
+var foldedOwned = [...]string{"appid", "orderno", "nonce", "version", "sign"}
+
+// queryOwned are the owned parameters as the query shape spells them.
+var queryOwned = ownedNames{paramAppID, paramOrderNo, paramNonce, paramVersion, paramSign}
+
+// imitations is a set of owned parameters (bit i for foldedOwned[i]) whose
+// names other names of a request imitate: they fold alike (see foldName)
+// without being the name itself. A server that reads names regardless of
+// case, the last one winning, would read the imitation's value instead of
+// the signed one, and WeBank would reject the sign.
+type imitations uint8
+
+// add adds the owned parameter that name imitates, if any: one whose name
+// it folds alike with, while not being exactly accepted[i] (an empty
+// accepted[i] accepts no name for it).
+func (m *imitations) add(name string, accepted *ownedNames) {
+	var buf [32]byte
+	folded := foldName(buf[:0], name)
+	for i, f := range foldedOwned {
+		if string(folded) == f && name != accepted[i] {
+			*m |= 1 << i
+			return
+		}
+	}
+}
+
+// err returns the refusal for the first owned parameter imitated, as
+// spelled names it, or nil if none is.
+func (m imitations) err(spelled *ownedNames) error {
+	for i := range foldedOwned {
+		if m&(1<<i) != 0 {
+			return errNameConfusable[spelled[i]]
+		}
+	}
+	return nil
+}
+
+// isGetFile reports whether a parameter's name is get_file as a lenient
+// server may read it (see foldName): get_file, getFile, GET-FILE,
+// get_file[], getfıle, … . The photo policy must not be side-stepped by a
+// spelling WeBank might accept.
+func isGetFile(name string) bool {
+	var buf [32]byte
+	return string(foldName(buf[:0], name)) == "getfile"
 }
 
 // sign returns WeBank's signature of the five values: the uppercase hex SHA1

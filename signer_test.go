@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Known-answer vectors 1 and 3 of docs/protocol.md §12: both use the
@@ -154,11 +156,105 @@ func TestCheckOrderNo(t *testing.T) {
 	}
 }
 
-// TestIsGetFile is the photo policy's reading of parameter names.
+func TestFoldName(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"get_file", "getfile"},
+		{"GetFile[]", "getfile"},
+		{"!app-ID ", "appid"},
+		{"order_no\x00", "orderno"},
+		{"ORDER.NO", "orderno"},
+		{"\u017Fign", "sign"},              // long s: its upper case is S
+		{"\u212Aey", "key"},                // the Kelvin sign: its lower case is k
+		{"nonce\u0131", "noncei"},          // dotless ı: its upper case is I
+		{"no\u0301nce", "nonce"},           // a combining accent is no letter
+		{"\u00c9t\u00e9", "\u00c9t\u00e9"}, // other letters stay as they are, in their case
+		{"x\uff11", "x\uff11"},             // and so do digits of other scripts
+		{"a\xffb", "ab"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := string(foldName(nil, tt.name)); got != tt.want {
+			t.Errorf("foldName(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFoldNameMatchesJava checks foldName on every rune against
+// javaFoldName, an independent statement of the rule.
+func TestFoldNameMatchesJava(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		if got, want := string(foldName(nil, string(r))), javaFoldName(string(r)); got != want {
+			t.Errorf("foldName(%q) = %q, want %q", r, got, want)
+		}
+	}
+}
+
+// javaFoldName is foldName written from the rule of Java's
+// String.equalsIgnoreCase, with Go's case mappings for Java's: a char
+// equals an ASCII letter if their upper cases are equal, or the lower
+// cases of their upper cases. Characters other than letters and digits
+// are dropped.
+func javaFoldName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			continue
+		}
+		out := r
+		for c := 'a'; c <= 'z'; c++ {
+			u1, u2 := unicode.ToUpper(r), unicode.ToUpper(c)
+			if u1 == u2 || unicode.ToLower(u1) == unicode.ToLower(u2) {
+				out = c
+				break
+			}
+		}
+		b.WriteRune(out)
+	}
+	return b.String()
+}
+
+// TestOwnedNamesFold checks the table of owned names: each folds to its
+// entry of foldedOwned, in both shapes' spelling, and the JSON request's URL
+// accepts orderNo alone.
+func TestOwnedNamesFold(t *testing.T) {
+	for i, f := range foldedOwned {
+		for _, names := range []*ownedNames{&queryOwned, &jsonOwned} {
+			if got := string(foldName(nil, names[i])); got != f {
+				t.Errorf("foldName(%q) = %q, want %q", names[i], got, f)
+			}
+			if errNameConfusable[names[i]] == nil {
+				t.Errorf("no refusal for a name that imitates %s", names[i])
+			}
+		}
+	}
+	if urlOwned != (ownedNames{1: fieldOrderNo}) {
+		t.Errorf("urlOwned = %q, want orderNo alone", urlOwned)
+	}
+}
+
+// TestIsGetFile is the photo policy's reading of parameter names: every
+// name a lenient server may bind to get_file (issue 12, item 3).
 func TestIsGetFile(t *testing.T) {
 	for name, want := range map[string]bool{
 		"get_file": true, "getFile": true, "GetFile": true, "GET-FILE": true, "get__file": true,
 		"getfile": true, "get_files": false, "get": false, "file": false, "xgetfile": false, "": false,
+		"!get_file":      true, // decorations a lenient binder strips
+		"get_file[]":     true, // PHP- and Spring-style array names
+		"getFile[]":      true,
+		"get.file":       true,
+		"get_file ":      true, // get_file%20, decoded
+		"get_file\x00":   true, // get_file%00, decoded
+		"\tget file\r\n": true,
+		"getf\u0131le":   true, // dotless ı: Java's equalsIgnoreCase takes it for i
+		"GETF\u0130LE":   true, // dotted İ: its lower case is i
+		"get_fi\u200ble": true, // a zero-width space is no letter
+		"\xffgetfile":    true, // nor is a byte that is not UTF-8
+		"getfil\u00e9":   false,
+		"getf\uff49le":   false, // fullwidth i: Java's equalsIgnoreCase tells it from i
+		"get_filet":      false,
 	} {
 		if got := isGetFile(name); got != want {
 			t.Errorf("isGetFile(%q) = %v, want %v", name, got, want)

@@ -173,8 +173,8 @@ func TestWrongShapes(t *testing.T) {
 		status                                  int
 		code                                    string
 	}{
-		{"GET to a JSON API", "GET", face + "?orderNo=F1", "", "", false, 400, "wrong_shape"},
-		{"POST to a query API", "POST", ocrPath + "?order_no=A1", "application/x-www-form-urlencoded", "order_no=A1", false, 400, "wrong_shape"},
+		{"GET to a JSON API", "GET", face + "?orderNo=F1", "", "", false, 405, "wrong_shape"},
+		{"POST to a query API", "POST", ocrPath + "?order_no=A1", "application/x-www-form-urlencoded", "order_no=A1", false, 405, "wrong_shape"},
 		{"PUT to a JSON API", "PUT", face, "application/json", `{"orderNo":"F1"}`, false, 405, "method_not_allowed"},
 		{"DELETE to a query API", "DELETE", ocrPath + "?order_no=A1", "", "", false, 405, "method_not_allowed"},
 		{"form body", "POST", face, "application/x-www-form-urlencoded", "orderNo=F1", false, 415, "content_type_unsupported"},
@@ -251,7 +251,7 @@ func TestModeOption(t *testing.T) {
 	status, body := e.post("/json/face", "application/json", `{"orderNo":"M1"}`, false)
 	wantAnswer(t, "mode json on another path", status, body, e.fake.FaceRecordResultBody(appID, "M1", false, false, false))
 	status, body = e.post(webanktest.PathFaceRecord, "application/json", `{"orderNo":"M2"}`, false)
-	wantRefused(t, "mode query on queryfacerecord", status, body, 400, "wrong_shape")
+	wantRefused(t, "mode query on queryfacerecord", status, body, 405, "wrong_shape")
 	e.wantCleanSignatures()
 }
 

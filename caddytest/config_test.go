@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
@@ -34,8 +35,11 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 		Apps struct {
 			HTTP struct {
 				Servers map[string]struct {
-					Listen []string `json:"listen"`
-					Routes []struct {
+					Listen            []string `json:"listen"`
+					ReadTimeout       int64    `json:"read_timeout"`
+					ReadHeaderTimeout int64    `json:"read_header_timeout"`
+					IdleTimeout       int64    `json:"idle_timeout"`
+					Routes            []struct {
 						Match  []map[string]any `json:"match"`
 						Handle []struct {
 							Routes []struct {
@@ -53,6 +57,11 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	srv := cfg.Apps.HTTP.Servers["srv0"]
 	if len(srv.Listen) != 1 || srv.Listen[0] != "127.0.0.1:8080" {
 		t.Errorf("listen = %v, want only 127.0.0.1:8080", srv.Listen)
+	}
+	// Bounds on slow clients (issue 12, item 15), in nanoseconds.
+	if srv.ReadHeaderTimeout != 5e9 || srv.ReadTimeout != 10e9 || srv.IdleTimeout != 120e9 {
+		t.Errorf("timeouts: read_header %v, read_body %v, idle %v; want 5s, 10s, 2m",
+			time.Duration(srv.ReadHeaderTimeout), time.Duration(srv.ReadTimeout), time.Duration(srv.IdleTimeout))
 	}
 	if len(srv.Routes) != 2 || len(srv.Routes[0].Match) != 1 || len(srv.Routes[1].Match) != 0 {
 		t.Fatalf("want the matched route first and the catch-all second, got %d routes", len(srv.Routes))

@@ -106,7 +106,7 @@ func TestBadRequestsAnsweredAndNotForwarded(t *testing.T) {
 		{"GET", "?order_no=A1&app_id=IDAOTHER", 403, "app_id_mismatch"},
 		{"GET", "?order_no=A1&app_id=" + appID + "&app_id=IDAOTHER", 403, "app_id_mismatch"},
 		{"GET", "?order_no=A1&order%5Fno=A2", 400, "order_no_repeated"}, // an encoded name is the same name
-		{"POST", "?order_no=A1", 400, "wrong_shape"},                    // the JSON shape, on a query API
+		{"POST", "?order_no=A1", 405, "wrong_shape"},                    // the JSON shape, on a query API
 		{"PUT", "?order_no=A1", 405, "method_not_allowed"},
 		{"DELETE", "?order_no=A1", 405, "method_not_allowed"},
 	}

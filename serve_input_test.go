@@ -1,0 +1,309 @@
+package webanksign
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/webanksign/caddy-webanksign/webanktest"
+)
+
+// This file tests what serveQuery and serveJSON accept and refuse, through
+// ServeHTTP: the checks of a request's method, headers, URL and body.
+
+const facePath = "/api/v2/base/queryfacerecord"
+
+// recordingNext is a next handler that answers WeBank's success code and
+// records what it was sent. It is safe for concurrent use.
+type recordingNext struct {
+	mu     sync.Mutex
+	reqs   []*http.Request // as they were when sent on
+	bodies []string
+}
+
+func (n *recordingNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.reqs = append(n.reqs, r.Clone(r.Context()))
+	n.bodies = append(n.bodies, string(body))
+	n.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"code":"0"}`)
+	return nil
+}
+
+func (n *recordingNext) sent() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.reqs)
+}
+
+// postJSON serves a POST of body to target, with hdr, through h.
+func postJSON(t *testing.T, h *Handler, next *recordingNext, target string, hdr http.Header, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		r.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		t.Fatalf("ServeHTTP: %v", err)
+	}
+	return w
+}
+
+// wantCode fails t unless w is a JSON answer with status and code.
+func wantCode(t *testing.T, what string, w *httptest.ResponseRecorder, status int, code string) {
+	t.Helper()
+	var body struct{ Code, Msg string }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Errorf("%s: %d %q is not a JSON {code, msg}", what, w.Code, w.Body)
+		return
+	}
+	if w.Code != status || body.Code != code {
+		t.Errorf("%s: %d %s (%s), want %d %s", what, w.Code, body.Code, body.Msg, status, code)
+	}
+}
+
+// TestJSONURLNames checks the names in a JSON request's URL: orderNo, as
+// WeBank asks, and any other name but those that imitate an owned one
+// (issue 12, item 4), which are refused; an owned one itself too, since
+// only the body is signed.
+func TestJSONURLNames(t *testing.T) {
+	h, _ := newTestHandler(t)
+	tests := []struct {
+		query   string
+		refusal *refusal // nil: forwarded
+	}{
+		{"orderNo=A1", nil},
+		{"orderNo=A1&getFile=0&queryVersion=1.0&signs=x", nil},
+		{"order_no=A1", errNameConfusable[fieldOrderNo]},
+		{"ORDERNO=A1", errNameConfusable[fieldOrderNo]},
+		{"orderNo=A1&OrderNo=A2", errNameConfusable[fieldOrderNo]},
+		{"Sign=x", errNameConfusable[fieldSign]},
+		{"sign=x", errNameConfusable[fieldSign]},
+		{"nonce=x", errNameConfusable[fieldNonce]},
+		{"VERSION=2", errNameConfusable[fieldVersion]},
+		{"appId=" + testAppID, errNameConfusable[fieldAppID]},
+		{"app_id=" + testAppID, errNameConfusable[fieldAppID]},
+		{"%C5%BFign=x&app-id=y", errNameConfusable[fieldAppID]}, // the first owned name is the one named
+	}
+	for _, tt := range tests {
+		next := new(recordingNext)
+		w := postJSON(t, h, next, facePath+"?"+tt.query, nil, `{"orderNo":"A1"}`)
+		if tt.refusal == nil {
+			if w.Code != http.StatusOK || next.sent() != 1 {
+				t.Errorf("?%s: %d %s, sent on %d times; want it forwarded once", tt.query, w.Code, w.Body, next.sent())
+			}
+			continue
+		}
+		wantCode(t, "?"+tt.query, w, tt.refusal.Status, tt.refusal.Code)
+		if !strings.Contains(w.Body.String(), jsonEscape(tt.refusal.Msg)) {
+			t.Errorf("?%s: %s, want the message %q", tt.query, w.Body, tt.refusal.Msg)
+		}
+		if next.sent() != 0 {
+			t.Errorf("?%s was forwarded", tt.query)
+		}
+	}
+}
+
+// jsonEscape is s as encoding/json writes it inside a string.
+func jsonEscape(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
+}
+
+// TestJSONContentHeaders checks the Content-Type and Content-Encoding of a
+// JSON request: one of each at most (issue 12, item 11), JSON in UTF-8,
+// not compressed; and the body sent on with exactly one Content-Type,
+// application/json, and no Content-Encoding.
+func TestJSONContentHeaders(t *testing.T) {
+	h, _ := newTestHandler(t)
+	tests := []struct {
+		name    string
+		hdr     http.Header
+		refusal *refusal // nil: forwarded
+	}{
+		{"plain", http.Header{"Content-Type": {"application/json"}}, nil},
+		{"charset UTF-8", http.Header{"Content-Type": {"application/json; charset=UTF-8"}}, nil},
+		{"charset utf8", http.Header{"Content-Type": {"application/json;charset=utf8"}}, nil},
+		{"identity encoding", http.Header{"Content-Encoding": {"identity"}}, nil},
+		{"empty encoding", http.Header{"Content-Encoding": {""}}, nil},
+		{"Content-Type twice", http.Header{"Content-Type": {"application/json", "application/json"}}, errContentTypeRep},
+		{"Content-Type twice, the second other", http.Header{"Content-Type": {"application/json", "text/plain"}}, errContentTypeRep},
+		{"Content-Encoding twice", http.Header{"Content-Encoding": {"identity", "identity"}}, errContentEncRep},
+		{"Content-Encoding twice, the second gzip", http.Header{"Content-Encoding": {"identity", "gzip"}}, errContentEncRep},
+		{"gzip", http.Header{"Content-Encoding": {"gzip"}}, errContentEnc},
+		{"a list of encodings", http.Header{"Content-Encoding": {"identity, gzip"}}, errContentEnc},
+		{"text", http.Header{"Content-Type": {"text/plain"}}, errContentType},
+		{"two types in one line", http.Header{"Content-Type": {"application/json, text/plain"}}, errContentType},
+		// The body goes on as application/json, which is UTF-8: a body in
+		// another charset would be mislabelled.
+		{"charset GBK", http.Header{"Content-Type": {"application/json; charset=GBK"}}, errContentType},
+		{"another parameter", http.Header{"Content-Type": {"application/json; boundary=x"}}, errContentType},
+	}
+	for _, tt := range tests {
+		next := new(recordingNext)
+		w := postJSON(t, h, next, facePath, tt.hdr, `{"orderNo":"A1"}`)
+		if tt.refusal != nil {
+			wantCode(t, tt.name, w, tt.refusal.Status, tt.refusal.Code)
+			if next.sent() != 0 {
+				t.Errorf("%s: forwarded", tt.name)
+			}
+			continue
+		}
+		if w.Code != http.StatusOK || next.sent() != 1 {
+			t.Errorf("%s: %d %s, sent on %d times; want it forwarded once", tt.name, w.Code, w.Body, next.sent())
+			continue
+		}
+		sent := next.reqs[0].Header
+		if ct := sent.Values("Content-Type"); len(ct) != 1 || ct[0] != "application/json" {
+			t.Errorf("%s: sent on with Content-Type %q, want one, application/json", tt.name, ct)
+		}
+		if ce, ok := sent["Content-Encoding"]; ok {
+			t.Errorf("%s: sent on with Content-Encoding %q, want none", tt.name, ce)
+		}
+	}
+}
+
+// TestWrongMethods checks the answer to a method a route does not sign:
+// 405 with the methods it does sign in Allow, and, for the other shape's
+// method, the code wrong_shape (issue 12, item 12).
+func TestWrongMethods(t *testing.T) {
+	h, _ := newTestHandler(t)
+	tests := []struct {
+		method, target string
+		refusal        *refusal
+		allow          string
+	}{
+		{http.MethodPost, "/api/server/getOcrResult?order_no=A1", errQueryShape, "GET, HEAD"},
+		{http.MethodPut, "/api/server/getOcrResult?order_no=A1", errQueryMethod, "GET, HEAD"},
+		{http.MethodGet, facePath + "?orderNo=A1", errJSONShape, "POST"},
+		{http.MethodHead, facePath + "?orderNo=A1", errJSONShape, "POST"},
+		{http.MethodDelete, facePath, errJSONMethod, "POST"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(`{"orderNo":"A1"}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		next := new(recordingNext)
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatalf("ServeHTTP: %v", err)
+		}
+		what := tt.method + " " + tt.target
+		wantCode(t, what, w, http.StatusMethodNotAllowed, tt.refusal.Code)
+		if got := w.Header().Get("Allow"); got != tt.allow {
+			t.Errorf("%s: Allow = %q, want %q", what, got, tt.allow)
+		}
+		if next.sent() != 0 {
+			t.Errorf("%s: forwarded", what)
+		}
+	}
+}
+
+// TestBodyTimeout serves a JSON body that stops arriving (issue 12, item
+// 15): a client sends the headers and part of the body, then waits. The
+// handler answers 408 body_timeout once body_timeout has passed, forwards
+// nothing, and closes the connection. It runs on a real net/http server,
+// since a read deadline needs a connection.
+func TestBodyTimeout(t *testing.T) {
+	const bodyTimeout = 200 * time.Millisecond
+	next := new(recordingNext)
+	srv := serveOn(t, newBodyHandler(t, bodyTimeout), next)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Only a bound on a hung test: the answer comes after bodyTimeout.
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"orderNo\":", facePath)
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body that stopped: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if waited := time.Since(start); waited < bodyTimeout {
+		t.Errorf("answered after %v, before body_timeout (%v)", waited, bodyTimeout)
+	}
+	var got struct{ Code string }
+	if resp.StatusCode != http.StatusRequestTimeout || json.Unmarshal(body, &got) != nil || got.Code != "body_timeout" {
+		t.Errorf("answer %d %s, want 408 body_timeout", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("the connection is kept open after a body cut short")
+	}
+	if next.sent() != 0 {
+		t.Error("the request was forwarded")
+	}
+}
+
+// TestBodyTimeoutLiftedAfterRead sends a whole body in time, to a next
+// handler slower than body_timeout: the deadline, set for the body, must
+// not outlive it. Left armed, it would fail net/http's background read of
+// the connection, which cancels the request: every upstream slower than
+// body_timeout would have its request cancelled. Waiting past the deadline
+// is the property under test here.
+func TestBodyTimeoutLiftedAfterRead(t *testing.T) {
+	const bodyTimeout = 50 * time.Millisecond
+	slow := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		select {
+		case <-r.Context().Done():
+			http.Error(w, "request cancelled", http.StatusInternalServerError)
+		case <-time.After(4 * bodyTimeout):
+			io.WriteString(w, `{"code":"0"}`)
+		}
+		return nil
+	})
+	srv := serveOn(t, newBodyHandler(t, bodyTimeout), slow)
+	resp, err := srv.Client().Post(srv.URL+facePath, "application/json", strings.NewReader(`{"orderNo":"A1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a next handler slower than body_timeout: %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// newBodyHandler provisions a handler with body_timeout d.
+func newBodyHandler(t *testing.T, d time.Duration) *Handler {
+	t.Helper()
+	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
+	t.Cleanup(fake.Close)
+	t.Setenv("WBS_UNIT_SECRET", testSecret)
+	h := &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL, BodyTimeout: d.String()}
+	if err := provision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// serveOn serves h, with next behind it, on a real server.
+func serveOn(t *testing.T, h *Handler, next caddyhttp.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
