@@ -67,9 +67,24 @@ var (
 // for an empty one. Its errors name the option, never the value.
 type expandFunc func(option, val, def string) (string, error)
 
-// parseConfig expands and parses h's options into its unexported fields,
-// and returns the credentials of the apps h signs for.
-func (h *Handler) parseConfig() ([]tickets.Credentials, error) {
+// settings are the values a Handler runs with, parsed once, at provision
+// time, from its options. The Handler embeds them.
+type settings struct {
+	baseURL    string
+	version    string
+	refresh    time.Duration
+	timeout    time.Duration
+	bodyWait   time.Duration   // body_timeout: how long a body is waited for
+	retryCodes map[string]bool // nil: no retry
+	mode       string          // "", modeQuery or modeJSON
+	denyFiles  bool
+	maxBody    int64
+	proxyHosts map[string]bool // normalized by normalHost
+}
+
+// parse expands and parses h's options into s, and returns the
+// credentials of the apps h signs for.
+func (s *settings) parse(h *Handler) ([]tickets.Credentials, error) {
 	repl := caddy.NewReplacer()
 	expand := func(option, val, def string) (string, error) {
 		if val == "" {
@@ -85,29 +100,29 @@ func (h *Handler) parseConfig() ([]tickets.Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.baseURL, err = parseBaseURL(base); err != nil {
+	if s.baseURL, err = parseBaseURL(base); err != nil {
 		return nil, fmt.Errorf("base_url: %w", err)
 	}
-	if u, _ := url.Parse(h.baseURL); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u, _ := url.Parse(s.baseURL); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		h.logger.Warn("base_url uses plain http: the secret and the access token cross the network unencrypted",
-			zap.String("base_url", h.baseURL))
+			zap.String("base_url", s.baseURL))
 	}
-	if h.version, err = expand("version", h.Version, defaultVersion); err != nil {
+	if s.version, err = expand("version", h.Version, defaultVersion); err != nil {
 		return nil, err
 	}
-	if h.refresh, err = parseDuration("refresh", h.Refresh, defaultRefresh, expand); err != nil {
+	if s.refresh, err = parseDuration("refresh", h.Refresh, defaultRefresh, expand); err != nil {
 		return nil, err
 	}
-	if h.timeout, err = parseDuration("fetch_timeout", h.FetchTimeout, defaultFetchTimeout, expand); err != nil {
+	if s.timeout, err = parseDuration("fetch_timeout", h.FetchTimeout, defaultFetchTimeout, expand); err != nil {
 		return nil, err
 	}
-	if h.retryCodes, err = parseRetryCodes(h.RetryCodes, expand); err != nil {
+	if s.retryCodes, err = parseRetryCodes(h.RetryCodes, expand); err != nil {
 		return nil, err
 	}
-	if err := h.parseRequestOptions(expand); err != nil {
+	if err := s.parseRequestOptions(h, expand); err != nil {
 		return nil, err
 	}
-	return h.credentials(expand)
+	return credentials(h, s.baseURL, expand)
 }
 
 // parseRetryCodes expands retry_codes; nil means no retry ("off").
@@ -133,20 +148,20 @@ func parseRetryCodes(codes []string, expand expandFunc) (map[string]bool, error)
 }
 
 // validate checks the parsed values against their limits.
-func (h *Handler) validate() error {
+func (s *settings) validate() error {
 	switch {
-	case !versionPattern.MatchString(h.version):
-		return fmt.Errorf("version: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", h.version)
-	case h.refresh < time.Second:
-		return fmt.Errorf("refresh: must be at least 1s, not %v", h.refresh)
-	case h.timeout <= 0:
-		return fmt.Errorf("fetch_timeout: must be positive, not %v", h.timeout)
-	case h.maxBody < 0:
-		return fmt.Errorf("max_body_size: must be positive, not %d", h.maxBody)
-	case h.bodyWait <= 0:
-		return fmt.Errorf("body_timeout: must be positive, not %v", h.bodyWait)
+	case !versionPattern.MatchString(s.version):
+		return fmt.Errorf("version: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", s.version)
+	case s.refresh < time.Second:
+		return fmt.Errorf("refresh: must be at least 1s, not %v", s.refresh)
+	case s.timeout <= 0:
+		return fmt.Errorf("fetch_timeout: must be positive, not %v", s.timeout)
+	case s.maxBody < 0:
+		return fmt.Errorf("max_body_size: must be positive, not %d", s.maxBody)
+	case s.bodyWait <= 0:
+		return fmt.Errorf("body_timeout: must be positive, not %v", s.bodyWait)
 	}
-	for code := range h.retryCodes {
+	for code := range s.retryCodes {
 		if code == "" || code == "0" {
 			return fmt.Errorf("retry_codes: %q is not an error code", code)
 		}
@@ -155,9 +170,9 @@ func (h *Handler) validate() error {
 }
 
 // credentials expands the apps' credentials and checks them.
-func (h *Handler) credentials(expand expandFunc) ([]tickets.Credentials, error) {
+func credentials(h *Handler, baseURL string, expand expandFunc) ([]tickets.Credentials, error) {
 	one := func(option string, appID, secret string) (tickets.Credentials, error) {
-		c := tickets.Credentials{BaseURL: h.baseURL}
+		c := tickets.Credentials{BaseURL: baseURL}
 		var err error
 		if appID == "" {
 			return c, fmt.Errorf("%sapp_id is required", option)
@@ -222,33 +237,33 @@ func (h *Handler) credentials(expand expandFunc) ([]tickets.Credentials, error) 
 
 // parseRequestOptions sets up the options about the requests accepted: mode,
 // photos, max_body_size, body_timeout and proxy_hosts.
-func (h *Handler) parseRequestOptions(expand expandFunc) error {
+func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	switch h.Mode {
 	case "", modeQuery, modeJSON:
-		h.mode = h.Mode
+		s.mode = h.Mode
 	default:
 		return fmt.Errorf("mode: %q is not query or json", h.Mode)
 	}
 	switch h.Photos {
 	case "", "allow":
 	case "deny":
-		h.denyFiles = true
+		s.denyFiles = true
 	default:
 		return fmt.Errorf("photos: %q is not allow or deny", h.Photos)
 	}
-	h.maxBody = h.MaxBodySize
-	if h.maxBody == 0 {
-		h.maxBody = defaultMaxBodySize
+	s.maxBody = h.MaxBodySize
+	if s.maxBody == 0 {
+		s.maxBody = defaultMaxBodySize
 	}
 	var err error
-	if h.bodyWait, err = parseDuration("body_timeout", h.BodyTimeout, defaultBodyTimeout, expand); err != nil {
+	if s.bodyWait, err = parseDuration("body_timeout", h.BodyTimeout, defaultBodyTimeout, expand); err != nil {
 		return err
 	}
 	hosts := h.ProxyHosts
 	if len(hosts) == 0 {
-		hosts = []string{h.baseURL}
+		hosts = []string{s.baseURL}
 	}
-	h.proxyHosts = make(map[string]bool, len(hosts))
+	s.proxyHosts = make(map[string]bool, len(hosts))
 	for _, v := range hosts {
 		host, err := expand("proxy_hosts", v, "")
 		if err != nil {
@@ -264,7 +279,7 @@ func (h *Handler) parseRequestOptions(expand expandFunc) error {
 			if !ok {
 				return fmt.Errorf("proxy_hosts: %q is not a host or host:port", v)
 			}
-			h.proxyHosts[n] = true
+			s.proxyHosts[n] = true
 		}
 	}
 	return nil

@@ -9,14 +9,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/webanksign/caddy-webanksign/internal/tickets"
@@ -135,20 +133,10 @@ type Handler struct {
 	// Caddyfile adapter, and used only to name places in config errors.
 	Source string `json:"source,omitempty"`
 
-	place      string             // Source, or the handler's number in its config: names it in config errors
-	tenants    []*tenant          // the apps signed for; one unless Apps is used
-	byID       map[string]*tenant // with Apps: the tenants by app_id
-	baseURL    string
-	version    string
-	refresh    time.Duration
-	timeout    time.Duration
-	retryCodes map[string]bool // nil: no retry
-	mode       string          // "", modeQuery or modeJSON
-	denyFiles  bool
-	maxBody    int64
-	bodyWait   time.Duration   // BodyTimeout: how long a body is waited for
-	proxyHosts map[string]bool // normalized by normalHost
-	logger     *zap.Logger
+	place    string // Source, or the handler's number in its config: names it in config errors
+	appSet          // the apps signed for (apps.go)
+	settings        // the options, parsed (config.go)
+	logger   *zap.Logger
 }
 
 // AppCredentials is one app of a handler that signs for several.
@@ -158,22 +146,6 @@ type AppCredentials struct {
 	// The app secret; see Handler.Secret. Accepts placeholders.
 	Secret string `json:"secret"`
 }
-
-// tenant is one app a handler signs for, with its registration in the
-// process's ticket cache.
-type tenant struct {
-	creds    tickets.Credentials // expanded; creds.Secret is never logged
-	tickets  *tickets.Handle
-	signed   prometheus.Counter // requests_total for this app's signed requests
-	orderKey []byte             // keys the order_no hashes in debug logs
-}
-
-// String describes tn without its secret: fmt prints unexported fields raw,
-// so the Credentials' own redaction does not cover tn.
-func (tn tenant) String() string { return "webanksign.tenant{" + tn.creds.String() + "}" }
-
-// GoString is String, for %#v.
-func (tn tenant) GoString() string { return tn.String() }
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -201,7 +173,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 func (h *Handler) provision(ctx caddy.Context, app *App) error {
-	creds, err := h.parseConfig()
+	creds, err := h.settings.parse(h)
 	if err != nil {
 		return err
 	}
@@ -240,6 +212,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 			tickets:  handle,
 			signed:   metrics.requests.WithLabelValues(c.AppID, "signed", ""),
 			orderKey: orderKey,
+			logger:   h.logger,
 		})
 	}
 	if len(h.Apps) > 0 {
@@ -254,7 +227,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 // Validate checks the values Provision parsed against their limits. The
 // credentials are checked as they are expanded, by Provision.
 func (h *Handler) Validate() error {
-	if err := h.validate(); err != nil {
+	if err := h.settings.validate(); err != nil {
 		return fmt.Errorf("%s: %w", h.place, err)
 	}
 	return nil
