@@ -55,14 +55,20 @@ func (e *env) post(pathAndQuery, contentType, body string, chunked bool) (int, [
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return e.send(req)
+}
+
+// send sends req to the sidecar and returns the status and body.
+func (e *env) send(req *http.Request) (int, []byte) {
+	e.t.Helper()
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatalf("POST %s: %v", pathAndQuery, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.RequestURI(), err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatalf("POST %s: reading body: %v", pathAndQuery, err)
+		e.t.Fatalf("%s %s: reading body: %v", req.Method, req.URL.RequestURI(), err)
 	}
 	return resp.StatusCode, out
 }

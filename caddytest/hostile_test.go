@@ -129,16 +129,7 @@ func (e *env) postWith(pathAndQuery string, hdr http.Header, body string) (int, 
 		e.t.Fatal(err)
 	}
 	req.Header = hdr
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatalf("POST %s: %v", pathAndQuery, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("POST %s: reading body: %v", pathAndQuery, err)
-	}
-	return resp.StatusCode, out
+	return e.send(req)
 }
 
 // TestRepeatedContentHeaders sends a JSON body with Content-Type or
