@@ -2,11 +2,13 @@ package webanksign
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/webanksign/caddy-webanksign/internal/tickets"
@@ -69,6 +71,7 @@ type App struct {
 	cache  *tickets.Cache
 	claims *claims
 	size   int
+	ctx    caddy.Context // the config's, for its http app at Start
 	logger *zap.Logger
 }
 
@@ -101,6 +104,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.size == 0 {
 		a.size = defaultCacheSize
 	}
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	val, _, err := cachePool.LoadOrNew(cachePoolKey, func() (caddy.Destructor, error) {
 		return pooledCache{tickets.New(a.size, oauthClient{newOAuthClient()})}, nil
@@ -113,9 +117,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Start sizes the ticket cache. It is not done at Provision, so that a
+// Start refuses a config that would expose the signed query (see
+// confcheck.go), then sizes the ticket cache. The check waits for Start
+// because only then are all of the config's routes provisioned: the app is
+// provisioned with the first webank_sign handler, before the handlers
+// after it. A Start error makes Caddy stop the apps it started and keep
+// the running config. Sizing is not done at Provision either, so that a
 // config that fails to load leaves the running one's cache alone.
 func (a *App) Start() error {
+	httpApp, err := a.ctx.AppIfConfigured("http")
+	if err != nil && !errors.Is(err, caddy.ErrNotConfigured) {
+		return err
+	}
+	if httpApp != nil {
+		if err := checkExposure(httpApp.(*caddyhttp.App)); err != nil {
+			return err
+		}
+	}
 	if n := a.cache.Resize(a.size); n > 0 {
 		a.logger.Warn("cache_size is smaller than the number of apps in use: the least recently used were evicted, and get their tickets back from storage when next used",
 			zap.Int("cache_size", a.size), zap.Int("evicted", n))
