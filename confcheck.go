@@ -13,12 +13,13 @@ import (
 )
 
 // This file is the load-time check that no handler a signed request can
-// reach after webank_sign shows the signed query, sign and nonce included.
-// webank_sign puts that query into r.URL for the handlers after it, and
-// ordinary Caddy features would copy it where it may not go: a rewrite
-// (uri, rewrite, or reverse_proxy's) into the request URI that Caddy and
-// reverse_proxy log, and {http.request.uri*} placeholders into headers
-// that are logged or sent to the client. The module cannot keep those
+// reach after webank_sign shows sign and nonce. webank_sign puts the
+// signed query into r.URL (or the signed body into r.Body) for the
+// handlers after it, and ordinary Caddy features would copy it where it
+// may not go: a rewrite (uri, rewrite, or reverse_proxy's) into the
+// request URI that Caddy and reverse_proxy log, and {http.request.uri*} or
+// {http.request.body} placeholders into headers that are logged or sent
+// to the client. The module cannot keep those
 // features from reading r.URL, so a config that uses them there is
 // refused, naming the directive.
 
@@ -137,42 +138,48 @@ func (w *walker) handlers(hs []caddyhttp.MiddlewareHandler, signer *Handler) (*H
 }
 
 // exposes returns an error if h, reached by a request signer signed, would
-// expose the signed query.
+// expose the signed query or body. A signer in json mode signs the body
+// only (it adds orderNo alone to the URL), one in query mode the query
+// only, and one without a mode either, by path.
 func exposes(h caddyhttp.MiddlewareHandler, signer *Handler) error {
+	s := signs{query: signer.mode != modeJSON, body: signer.mode != modeQuery}
 	switch h := h.(type) {
 	case *rewrite.Rewrite:
+		if !s.query {
+			return nil
+		}
 		return exposed(signer, "a rewrite or uri directive after it puts sign and nonce into the request URI, which Caddy's logs show",
 			"rewrite before webank_sign instead")
 	case *reverseproxy.Handler:
-		if h.Rewrite != nil {
+		if h.Rewrite != nil && s.query {
 			return exposed(signer, "reverse_proxy's rewrite after it puts sign and nonce into the upstream request URI, which reverse_proxy logs",
 				"rewrite before webank_sign instead")
 		}
 		if h.Headers != nil {
-			if p := uriPlaceholder(h.Headers.Request); p != "" {
-				return exposed(signer, "reverse_proxy's header_up uses "+p+", which holds sign and nonce there", useOrigURI)
+			if p := s.placeholder(h.Headers.Request); p != "" {
+				return exposed(signer, "reverse_proxy's header_up uses "+p+", which holds sign and nonce there", movePlaceholder)
 			}
 			if h.Headers.Response != nil {
-				if p := uriPlaceholder(h.Headers.Response.HeaderOps); p != "" {
-					return exposed(signer, "reverse_proxy's header_down uses "+p+", which holds sign and nonce there", useOrigURI)
+				if p := s.placeholder(h.Headers.Response.HeaderOps); p != "" {
+					return exposed(signer, "reverse_proxy's header_down uses "+p+", which holds sign and nonce there", movePlaceholder)
 				}
 			}
 		}
 	case *headers.Handler:
-		p := uriPlaceholder(h.Request)
+		p := s.placeholder(h.Request)
 		if p == "" && h.Response != nil {
-			p = uriPlaceholder(h.Response.HeaderOps)
+			p = s.placeholder(h.Response.HeaderOps)
 		}
 		if p != "" {
-			return exposed(signer, "a header or request_header directive uses "+p+" after it, which holds sign and nonce there", useOrigURI)
+			return exposed(signer, "a header or request_header directive uses "+p+" after it, which holds sign and nonce there", movePlaceholder)
 		}
 	}
 	return nil
 }
 
-const useOrigURI = "use {http.request.orig_uri}, {http.request.orig_uri.query} and the like, which hold what the client sent"
+const movePlaceholder = "use {http.request.orig_uri}, {http.request.orig_uri.query} and the like, which hold what the client sent, or move it before webank_sign"
 
-// exposed is the error that h's signed query would be exposed by what.
+// exposed is the error that what h signed would be exposed by what.
 func exposed(h *Handler, what, remedy string) error {
 	name := "webank_sign"
 	switch {
@@ -181,23 +188,26 @@ func exposed(h *Handler, what, remedy string) error {
 	case h.place != "":
 		name = h.place
 	}
-	return fmt.Errorf("%s: the signed query would be exposed: %s; %s", name, what, remedy)
+	return fmt.Errorf("%s: sign and nonce would be exposed: %s; %s", name, what, remedy)
 }
 
-// exposingPlaceholder returns the first placeholder in s that, after
-// webank_sign, holds the signed query or the signed JSON body:
-// {http.request.uri}, {http.request.uri_escaped}, {http.request.uri.query}
-// and its parameters, {http.request.uri.prefixed_query},
+// signs says what a webank_sign handler signs: the query, the body, or
+// either, depending on the request's path.
+type signs struct{ query, body bool }
+
+// exposingPlaceholder returns the first placeholder in text that, after
+// webank_sign, holds what it signed. For the query: {http.request.uri},
+// {http.request.uri_escaped}, {http.request.uri.query} and its parameters,
+// {http.request.uri.prefixed_query}. For the JSON body:
 // {http.request.body} and its base64. The path placeholders,
-// {http.request.uri.path...}, are fine: the path is never signed; so is
-// {http.request.orig_uri...}, the URI the client sent.
-func exposingPlaceholder(s string) string {
-	for i := 0; i < len(s); i++ {
-		rest := s[i:]
-		if !strings.HasPrefix(rest, "{http.request.uri") && !strings.HasPrefix(rest, "{http.request.body") {
-			continue
-		}
-		if strings.HasPrefix(rest, "{http.request.uri.path") {
+// {http.request.uri.path...}, are fine, since the path is never signed; so
+// is {http.request.orig_uri...}, the URI the client sent.
+func (s signs) exposingPlaceholder(text string) string {
+	for i := 0; i < len(text); i++ {
+		rest := text[i:]
+		query := strings.HasPrefix(rest, "{http.request.uri") && !strings.HasPrefix(rest, "{http.request.uri.path")
+		body := strings.HasPrefix(rest, "{http.request.body")
+		if !(query && s.query) && !(body && s.body) {
 			continue
 		}
 		end := strings.IndexByte(rest, '}')
@@ -209,9 +219,9 @@ func exposingPlaceholder(s string) string {
 	return ""
 }
 
-// uriPlaceholder returns the first placeholder in ops that exposes the
-// signed query, or "" if there is none.
-func uriPlaceholder(ops *headers.HeaderOps) string {
+// placeholder returns the first placeholder in ops that exposes what was
+// signed, or "" if there is none.
+func (s signs) placeholder(ops *headers.HeaderOps) string {
 	if ops == nil {
 		return ""
 	}
@@ -229,8 +239,8 @@ func uriPlaceholder(ops *headers.HeaderOps) string {
 		}
 	}
 	slices.Sort(texts) // the same config names the same placeholder
-	for _, s := range texts {
-		if p := exposingPlaceholder(s); p != "" {
+	for _, text := range texts {
+		if p := s.exposingPlaceholder(text); p != "" {
 			return p
 		}
 	}
