@@ -47,8 +47,9 @@ func (e *env) tryLoad(site string) (int, string) {
 		output file %s
 		level DEBUG
 	}
+	%s
 }
-%s`, adminAddr, e.storageDir, e.logPath, site)
+%s`, adminAddr, e.storageDir, e.logPath, e.globals, site)
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		e.t.Fatalf("adapting: %v", err)
@@ -324,4 +325,28 @@ func TestRefusedConfigServesNothing(t *testing.T) {
 		t.Errorf("%d of %d responses came from a refused config", n, served.Load())
 	}
 	// checkLogs, at cleanup, fails the test if a refused config logged sign or nonce.
+}
+
+// TestExposureRefusedWithGlobalOption is the refusal with webank_sign's
+// global option, which makes its app one of the config's own: Caddy may
+// then provision it before the http app, and the check and the hold must
+// find the http app all the same.
+func TestExposureRefusedWithGlobalOption(t *testing.T) {
+	e := setupGlobals(t, webanktest.Options{}, "webank_sign {\n\t\tcache_size 64\n\t}", signSite(""))
+	site := exposingSite(`	route ` + ocrPath + ` {
+		%[1]s
+		header X-Query {query}
+		reverse_proxy %[2]s
+	}`)(e.fake.URL)
+	for i := range 10 { // Caddy provisions its apps in map order: try both orders
+		status, msg := e.tryLoad(site)
+		if status != http.StatusBadRequest || !strings.Contains(msg, "header directive uses {http.request.uri.query}") {
+			t.Fatalf("load %d = %d %s, want 400 naming the header directive", i, status, msg)
+		}
+	}
+	status, body, hdr := e.getAfterRefusal(ocrPath + "?order_no=GLOB1")
+	if status != http.StatusOK {
+		t.Errorf("the running config after the refused loads: %d %s", status, body)
+	}
+	wantNothingSignedIn(t, hdr)
 }
