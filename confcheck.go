@@ -3,6 +3,7 @@ package webanksign
 import (
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -164,6 +165,14 @@ func exposes(h caddyhttp.MiddlewareHandler, signer *Handler) error {
 					return exposed(signer, "reverse_proxy's header_down uses "+p+", which holds sign and nonce there", movePlaceholder)
 				}
 			}
+		}
+	case *caddyhttp.StaticResponse:
+		if p := s.placeholder(&headers.HeaderOps{Set: h.Headers, Add: http.Header{"": {h.Body}}}); p != "" {
+			return exposed(signer, "a respond or redir directive after it uses "+p+", which holds sign and nonce there, in its answer to the client", movePlaceholder)
+		}
+	case *caddyhttp.StaticError:
+		if p := s.exposingPlaceholder(h.Error); p != "" {
+			return exposed(signer, "an error directive after it uses "+p+", which holds sign and nonce there, in an error that Caddy logs", movePlaceholder)
 		}
 	case *headers.Handler:
 		p := s.placeholder(h.Request)

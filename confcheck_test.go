@@ -50,6 +50,21 @@ func TestCheckExposure(t *testing.T) {
 			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), proxy())},
 		},
 		{
+			name:   "redir with the uri",
+			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &caddyhttp.StaticResponse{Headers: http.Header{"Location": {"/new{http.request.uri}"}}})},
+			want:   "respond or redir directive after it uses {http.request.uri},",
+		},
+		{
+			name:   "respond with the query",
+			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &caddyhttp.StaticResponse{Body: "you sent {http.request.uri.query}"})},
+			want:   "respond or redir directive after it uses {http.request.uri.query},",
+		},
+		{
+			name:   "error with the uri",
+			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &caddyhttp.StaticError{Error: "bad {http.request.uri}"})},
+			want:   "error directive after it uses {http.request.uri},",
+		},
+		{
 			name:   "rewrite before sign",
 			routes: caddyhttp.RouteList{route(uriRewrite(), signer("Caddyfile:3", ""), proxy())},
 		},
