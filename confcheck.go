@@ -3,7 +3,6 @@ package webanksign
 import (
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -20,9 +19,8 @@ import (
 // may not go: a rewrite (uri, rewrite, or reverse_proxy's) into the
 // request URI that Caddy and reverse_proxy log, and {http.request.uri*} or
 // {http.request.body} placeholders into headers that are logged or sent
-// to the client. The module cannot keep those
-// features from reading r.URL, so a config that uses them there is
-// refused, naming the directive.
+// to the client. The module cannot keep those features from reading r.URL,
+// so a config that uses them there is refused, naming the directive.
 
 // checkExposure walks the routes of every server of app in the order a
 // request takes them, and returns an error naming the first handler that
@@ -167,7 +165,11 @@ func exposes(h caddyhttp.MiddlewareHandler, signer *Handler) error {
 			}
 		}
 	case *caddyhttp.StaticResponse:
-		if p := s.placeholder(&headers.HeaderOps{Set: h.Headers, Add: http.Header{"": {h.Body}}}); p != "" {
+		p := s.exposingPlaceholder(h.Body)
+		if p == "" {
+			p = s.placeholder(&headers.HeaderOps{Set: h.Headers})
+		}
+		if p != "" {
 			return exposed(signer, "a respond or redir directive after it uses "+p+", which holds sign and nonce there, in its answer to the client", movePlaceholder)
 		}
 	case *caddyhttp.StaticError:
@@ -180,7 +182,7 @@ func exposes(h caddyhttp.MiddlewareHandler, signer *Handler) error {
 			p = s.placeholder(h.Response.HeaderOps)
 		}
 		if p != "" {
-			return exposed(signer, "a header or request_header directive uses "+p+" after it, which holds sign and nonce there", movePlaceholder)
+			return exposed(signer, "a header or request_header directive after it uses "+p+", which holds sign and nonce there", movePlaceholder)
 		}
 	}
 	return nil

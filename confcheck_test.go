@@ -101,7 +101,7 @@ func TestCheckExposure(t *testing.T) {
 			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""),
 				&headers.Handler{Request: &headers.HeaderOps{Replace: map[string][]headers.Replacement{"X-A": {{Search: "a", Replace: "{http.request.uri_escaped}"}}}}},
 				proxy())},
-			want: "header directive uses {http.request.uri_escaped} after it",
+			want: "header directive after it uses {http.request.uri_escaped},",
 		},
 		{
 			name: "orig_uri and path are fine",
@@ -153,7 +153,7 @@ func TestCheckExposure(t *testing.T) {
 			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &reverseproxy.Handler{HandleResponse: []caddyhttp.ResponseHandler{{
 				Routes: caddyhttp.RouteList{route(&headers.Handler{Response: &headers.RespHeaderOps{HeaderOps: setOp("{http.request.uri}")}})},
 			}}})},
-			want: "header directive uses {http.request.uri} after it",
+			want: "header directive after it uses {http.request.uri},",
 		},
 		{
 			name: "subroute error routes",

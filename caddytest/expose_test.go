@@ -186,7 +186,7 @@ func TestExposingConfigsRefused(t *testing.T) {
 		header X-Sign {http.request.uri.query.sign}
 		reverse_proxy %[2]s
 	}`,
-			want: "header directive uses {http.request.uri.query.sign}",
+			want: "header directive after it uses {http.request.uri.query.sign}",
 		},
 	}
 	for _, c := range cases {
@@ -340,7 +340,7 @@ func TestExposureRefusedWithGlobalOption(t *testing.T) {
 	}`)(e.fake.URL)
 	for i := range 10 { // Caddy provisions its apps in map order: try both orders
 		status, msg := e.tryLoad(site)
-		if status != http.StatusBadRequest || !strings.Contains(msg, "header directive uses {http.request.uri.query}") {
+		if status != http.StatusBadRequest || !strings.Contains(msg, "header directive after it uses {http.request.uri.query}") {
 			t.Fatalf("load %d = %d %s, want 400 naming the header directive", i, status, msg)
 		}
 	}
