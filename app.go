@@ -1,12 +1,16 @@
 package webanksign
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/webanksign/caddy-webanksign/internal/tickets"
@@ -69,7 +73,12 @@ type App struct {
 	cache  *tickets.Cache
 	claims *claims
 	size   int
+	ctx    caddy.Context // the config's, for its http app at Start
 	logger *zap.Logger
+
+	// checked is closed once Start has found the config exposes nothing;
+	// the config's HTTP servers hold the connections they accept until then.
+	checked chan struct{}
 }
 
 // claims are the apps a config signs for.
@@ -101,6 +110,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.size == 0 {
 		a.size = defaultCacheSize
 	}
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	val, _, err := cachePool.LoadOrNew(cachePoolKey, func() (caddy.Destructor, error) {
 		return pooledCache{tickets.New(a.size, oauthClient{newOAuthClient()})}, nil
@@ -110,12 +120,72 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.cache = val.(pooledCache).Cache
 	a.claims = &claims{secrets: make(map[string]appClaim)}
+	a.checked = make(chan struct{})
+	return a.holdServers()
+}
+
+// holdServers makes the config's HTTP servers hold each connection they
+// accept until Start has checked the config, and close it if the config is
+// refused. Caddy starts a config's apps in no set order, so its http app
+// may be serving, on listeners shared with the running config, before
+// Start refuses it: without the hold, a request accepted then would be
+// served by the refused config, and show sign and nonce. HTTP/3 does not
+// go through the hold.
+//
+// The http app is usually being provisioned already, since its handlers
+// load this app; with the webank_sign global option this app may come
+// first, and then loads it here, once this app is ready for its handlers.
+func (a *App) holdServers() error {
+	httpApp, err := a.ctx.AppIfConfigured("http")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, srv := range httpApp.(*caddyhttp.App).Servers {
+		srv.RegisterConnContext(a.holdConn)
+	}
 	return nil
 }
 
-// Start sizes the ticket cache. It is not done at Provision, so that a
+// holdConn waits for Start's check; if the config is refused, or stopped
+// before it was checked, it closes c, so that no request on it is served.
+func (a *App) holdConn(ctx context.Context, c net.Conn) context.Context {
+	select {
+	case <-a.checked:
+		return ctx
+	default:
+	}
+	select {
+	case <-a.checked:
+	case <-a.ctx.Done():
+		c.Close()
+	}
+	return ctx
+}
+
+// Start refuses a config that would expose the signed query (see
+// confcheck.go), then sizes the ticket cache. The check waits for Start
+// because only then are all of the config's routes provisioned: the app is
+// provisioned with the first webank_sign handler, before the handlers
+// after it. A Start error makes Caddy stop the apps it started and keep
+// the running config; the hold (holdServers) keeps the refused config from
+// serving in the meantime. Sizing is not done at Provision either, so that a
 // config that fails to load leaves the running one's cache alone.
 func (a *App) Start() error {
+	httpApp, err := a.ctx.AppIfConfigured("http")
+	if err != nil && !errors.Is(err, caddy.ErrNotConfigured) {
+		return err
+	}
+	if httpApp != nil {
+		if err := checkExposure(httpApp.(*caddyhttp.App)); err != nil {
+			return err
+		}
+	}
+	if a.checked != nil {
+		close(a.checked)
+	}
 	if n := a.cache.Resize(a.size); n > 0 {
 		a.logger.Warn("cache_size is smaller than the number of apps in use: the least recently used were evicted, and get their tickets back from storage when next used",
 			zap.Int("cache_size", a.size), zap.Int("evicted", n))

@@ -2,6 +2,9 @@ package webanksign
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -108,4 +111,46 @@ func TestAppCacheSize(t *testing.T) {
 	if app.size != defaultCacheSize {
 		t.Errorf("default size = %d, want %d", app.size, defaultCacheSize)
 	}
+}
+
+// TestHoldConn: a connection a config's server accepts waits for the
+// config's check, and is closed, not served, if the config goes first.
+func TestHoldConn(t *testing.T) {
+	t.Run("checked", func(t *testing.T) {
+		app := &App{ctx: testContext(t), checked: make(chan struct{})}
+		server, client := net.Pipe()
+		defer client.Close()
+		held := make(chan struct{})
+		go func() {
+			app.holdConn(context.Background(), server)
+			close(held)
+		}()
+		select {
+		case <-held:
+			t.Fatal("holdConn returned before the check")
+		default:
+		}
+		close(app.checked)
+		<-held
+		go server.Write([]byte("x")) // still open: the client reads it
+		if _, err := client.Read(make([]byte, 1)); err != nil {
+			t.Errorf("the held connection after the check: %v, want it open", err)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		ctx, cancel := newConfigContext(t)
+		app := &App{ctx: ctx, checked: make(chan struct{})}
+		server, client := net.Pipe()
+		defer client.Close()
+		held := make(chan struct{})
+		go func() {
+			app.holdConn(context.Background(), server)
+			close(held)
+		}()
+		cancel() // what Caddy does to a config whose Start failed
+		<-held
+		if _, err := client.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Errorf("reading the connection of a refused config: %v, want EOF (closed)", err)
+		}
+	})
 }
