@@ -28,7 +28,9 @@ func subroute(rs ...caddyhttp.Route) *caddyhttp.Subroute {
 	return &caddyhttp.Subroute{Routes: rs}
 }
 
-func signer(source, mode string) *Handler { return &Handler{Source: source, settings: settings{mode: mode}} }
+func signer(source, mode string) *Handler {
+	return &Handler{Source: source, settings: settings{mode: mode}}
+}
 
 func setOp(value string) *headers.HeaderOps {
 	return &headers.HeaderOps{Set: http.Header{"X-Test": {value}}}

@@ -39,18 +39,7 @@ func exposingSite(body string) func(fakeURL string) string {
 // status and the error message of the load.
 func (e *env) tryLoad(site string) (int, string) {
 	e.t.Helper()
-	caddyfile := fmt.Sprintf(`{
-	admin %s
-	persist_config off
-	storage file_system %s
-	log {
-		output file %s
-		level DEBUG
-	}
-	%s
-}
-%s`, adminAddr, e.storageDir, e.logPath, e.globals, site)
-	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(e.caddyfile(site)), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		e.t.Fatalf("adapting: %v", err)
 	}

@@ -116,7 +116,16 @@ func setupGlobals(t *testing.T, opts webanktest.Options, globals string, site fu
 func (e *env) load(site, dir string) {
 	e.t.Helper()
 	e.storageDir = filepath.Join(dir, "storage")
-	e.tester.InitServer(fmt.Sprintf(`{
+	e.tester.InitServer(e.caddyfile(site), "caddyfile")
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+}
+
+// caddyfile is site under the test's global options: its admin endpoint
+// and storage, and Caddy's debug log going to the test's log file.
+func (e *env) caddyfile(site string) string {
+	return fmt.Sprintf(`{
 	admin %s
 	persist_config off
 	storage file_system %s
@@ -126,10 +135,7 @@ func (e *env) load(site, dir string) {
 	}
 	%s
 }
-%s`, adminAddr, e.storageDir, e.logPath, e.globals, site), "caddyfile")
-	if e.t.Failed() {
-		e.t.FailNow()
-	}
+%s`, adminAddr, e.storageDir, e.logPath, e.globals, site)
 }
 
 // siteFor is the usual site: webank_sign, fetching tickets from baseURL,
