@@ -200,16 +200,21 @@ func TestPhotosStreamedByteIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	got := make([]byte, len(want)/2)
+	// The upstream holds back its second half until the client has read
+	// well into the first: a quarter, so that the last bytes of the first
+	// half, which Caddy's server may keep in its write buffer until more
+	// come, are not waited for (waiting for them made this test hang now
+	// and then).
+	got := make([]byte, len(want)/4)
 	done := make(chan error, 1)
 	go func() { _, err := io.ReadFull(resp.Body, got); done <- err }()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("reading the first half: %v", err)
+			t.Fatalf("reading the first quarter: %v", err)
 		}
 	case <-time.After(60 * time.Second): // a sidecar that buffers whole never delivers it; 60s is for a loaded machine
-		t.Fatal("the first half of the answer never arrived: the sidecar is not streaming")
+		t.Fatal("the first quarter of the answer never arrived: the sidecar is not streaming")
 	}
 	release()
 	rest, err := io.ReadAll(resp.Body)
