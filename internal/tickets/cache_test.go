@@ -358,3 +358,24 @@ func TestInstallCapsTicketOfOlderToken(t *testing.T) {
 		t.Errorf("installed until %v, want at most %v", got.expires.Sub(now), retireAt(newest).Sub(now))
 	}
 }
+
+// WeBank's rejection of a ticket reaches the app's state even after the
+// handle was released (a request in flight across a reload) or the app
+// evicted: the retry never signs again with the rejected ticket.
+func TestInvalidateAfterRelease(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	t1, err := f.h.Ticket(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.Release()
+	if got, err := f.h.Ticket(context.Background()); err != nil || got != t1 {
+		t.Fatalf("a released handle's in-flight request: %v, want the ticket it knew", err)
+	}
+	if !f.h.Invalidate(t1) {
+		t.Fatal("Invalidate after release = false, want true")
+	}
+	if got, err := f.h.Ticket(context.Background()); err == nil && got.value == t1.value {
+		t.Error("after WeBank rejected it, the released handle still signs with the ticket")
+	}
+}

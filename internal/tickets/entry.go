@@ -131,6 +131,14 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 	if cur == nil || cur.value != t.value {
 		return true, false // already replaced (a capped copy of t is still t)
 	}
+	if tok := e.app.st.token; tok != nil && tok.after(t.token) {
+		// A newer token is known (a peer's rotation, learned from storage
+		// before its ticket): the next ticket is made with it, so dropping t
+		// rotates nothing, and no limit applies.
+		e.app.st.rejected = t.value
+		e.cur.CompareAndSwap(cur, nil)
+		return true, true
+	}
 	if e.forcedRecently(now) {
 		return false, false
 	}

@@ -133,7 +133,13 @@ func (h *Handle) Invalidate(t *Ticket) bool {
 	c := h.c
 	e := c.peek(h.key)
 	if e == nil {
-		return true
+		// Evicted, or released in a reload: the rejection is recorded in
+		// the app's state all the same (through the entry this handle
+		// knew), so that neither the released handle's fallback nor a
+		// ticket from storage brings t back.
+		if e = h.entry.Load(); e == nil {
+			return true
+		}
 	}
 	now := c.now()
 	another, dropped := e.reject(t, now)

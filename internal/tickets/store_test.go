@@ -526,3 +526,26 @@ func TestRejectionLimitIsFleetWide(t *testing.T) {
 		t.Error("a minute after the rotation, a rejection is still not acted on")
 	}
 }
+
+// A replica that has learned a peer's new token (fetched for a rejection)
+// before the ticket made with it drops its own rejected ticket at once:
+// the fleet-wide limit holds back rotations, and dropping a ticket of an
+// older token than the newest known rotates nothing.
+func TestRejectedTicketOfOlderTokenDropped(t *testing.T) {
+	f := newFleetFixture(t)
+	a, b := f.sidecar(t), f.sidecar(t)
+	old := a.ticket(t)
+	b.ticket(t)
+	if !a.h.Invalidate(old) {
+		t.Fatal("the first rejection was not acted on")
+	}
+	rotated := a.ticket(t) // a new token, fetched for the rejection, and its ticket, stored
+	b.cache.peek(b.key).learnToken(rotated.token) // b saw the token before the ticket
+	if !b.h.Invalidate(old) {
+		t.Fatal("b kept a ticket WeBank rejected although a newer token is known")
+	}
+	if got := b.ticket(t); got.value != rotated.value {
+		t.Errorf("b signs with %s's ticket, want the peer's new one", got.token.by)
+	}
+	f.wantCalls(t, 2, 2)
+}
