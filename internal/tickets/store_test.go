@@ -539,7 +539,7 @@ func TestRejectedTicketOfOlderTokenDropped(t *testing.T) {
 	if !a.h.Invalidate(old) {
 		t.Fatal("the first rejection was not acted on")
 	}
-	rotated := a.ticket(t) // a new token, fetched for the rejection, and its ticket, stored
+	rotated := a.ticket(t)                        // a new token, fetched for the rejection, and its ticket, stored
 	b.cache.peek(b.key).learnToken(rotated.token) // b saw the token before the ticket
 	if !b.h.Invalidate(old) {
 		t.Fatal("b kept a ticket WeBank rejected although a newer token is known")
