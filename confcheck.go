@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/intercept"
+	caddylogging "github.com/caddyserver/caddy/v2/modules/caddyhttp/logging"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -117,6 +120,14 @@ func (w *walker) handlers(hs []caddyhttp.MiddlewareHandler, signer *Handler) (*H
 				out = signer // a response no handle_response matches goes through as it came
 			}
 			signer = out
+		case *intercept.Intercept:
+			// Its handle_response routes run with the signed request, after
+			// next answered; a response none matches goes through as it came.
+			for _, rh := range h.HandleResponse {
+				if _, err := w.routes(rh.Routes, signer); err != nil {
+					return nil, err
+				}
+			}
 		case *caddyhttp.StaticResponse:
 			signer = nil
 		case *caddyhttp.Invoke:
@@ -171,6 +182,12 @@ func exposes(h caddyhttp.MiddlewareHandler, signer *Handler) error {
 		}
 		if p != "" {
 			return exposed(signer, "a respond or redir directive after it uses "+p+", which holds sign and nonce there, in its answer to the client", movePlaceholder)
+		}
+	case *caddylogging.LogAppend:
+		// Its value is read for the access log while the request is signed:
+		// early, or once next has answered, before the query is put back.
+		if p := s.exposingPlaceholder(h.Value); p != "" {
+			return exposed(signer, "a log_append directive after it uses "+p+", which holds sign and nonce there, in the access log", movePlaceholder)
 		}
 	case *caddyhttp.StaticError:
 		if p := s.exposingPlaceholder(h.Error); p != "" {

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/intercept"
+	caddylogging "github.com/caddyserver/caddy/v2/modules/caddyhttp/logging"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -65,6 +68,18 @@ func TestCheckExposure(t *testing.T) {
 			name:   "error with the uri",
 			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &caddyhttp.StaticError{Error: "bad {http.request.uri}"})},
 			want:   "error directive after it uses {http.request.uri},",
+		},
+		{
+			name:   "log_append with the uri",
+			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &caddylogging.LogAppend{Key: "u", Value: "{http.request.uri}"}, proxy())},
+			want:   "log_append directive after it uses {http.request.uri},",
+		},
+		{
+			name: "intercept answering with the uri",
+			routes: caddyhttp.RouteList{route(signer("Caddyfile:3", ""), &intercept.Intercept{HandleResponse: []caddyhttp.ResponseHandler{
+				{Routes: caddyhttp.RouteList{route(&caddyhttp.StaticResponse{Body: "{http.request.uri}"})}},
+			}}, proxy())},
+			want: "respond or redir directive after it uses {http.request.uri},",
 		},
 		{
 			name:   "rewrite before sign",

@@ -171,3 +171,24 @@ func TestTenantRedacted(t *testing.T) {
 		}
 	}
 }
+
+// After a JSON request is served, what handlers before webank_sign see
+// when it returns (log placeholders evaluated late, say) is the client's
+// request again: its query and its body, not the signed ones.
+func TestJSONRequestRestored(t *testing.T) {
+	h, _ := newTestHandler(t)
+	const body = `{"orderNo":"RESTORE1"}`
+	r := httptest.NewRequest(http.MethodPost, "/api/v2/base/queryfacerecord?x=1", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	next := &scriptedNext{answers: []string{`{"code":"0"}`}}
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.queries) != 1 || next.queries[0].Get("orderNo") != "RESTORE1" {
+		t.Fatalf("next got %v, want the signed request with orderNo in the URL", next.queries)
+	}
+	got, err := io.ReadAll(r.Body)
+	if err != nil || string(got) != body || r.URL.RawQuery != "x=1" {
+		t.Errorf("after ServeHTTP the request holds query %q and body %q (%v), want the client's", r.URL.RawQuery, got, err)
+	}
+}

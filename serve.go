@@ -106,7 +106,13 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		r.URL.RawQuery += fieldOrderNo + "=" + b.orderNo // an order number needs no escaping
 	}
-	defer func() { r.URL.RawQuery = clientRaw }()
+	// Afterwards nothing later (logs, placeholders) sees the signed query or
+	// body: the client's query is put back, and the body, which was read,
+	// is the client's again.
+	defer func() {
+		r.URL.RawQuery = clientRaw
+		r.Body, r.GetBody, r.ContentLength = io.NopCloser(bytes.NewReader(data)), nil, int64(len(data))
+	}()
 	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
 		return h.reject(w, tn, errFilesDenied)
 	}
