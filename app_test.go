@@ -113,26 +113,29 @@ func TestAppCacheSize(t *testing.T) {
 	}
 }
 
-// TestHoldConn: a connection a config's server accepts waits for the
-// config's check, and is closed, not served, if the config goes first.
+// TestHoldConn: a connection a config's server accepts is served once the
+// config is checked, and closed, not served, if the config goes first.
+// That it waits meanwhile is shown end to end by caddytest's
+// TestRefusedConfigServesNothing.
 func TestHoldConn(t *testing.T) {
-	t.Run("checked", func(t *testing.T) {
-		app := &App{ctx: testContext(t), checked: make(chan struct{})}
+	// hold runs holdConn on one end of a pipe, until settle returns, and
+	// hands back the other end.
+	hold := func(app *App, settle func()) net.Conn {
 		server, client := net.Pipe()
-		defer client.Close()
+		t.Cleanup(func() { client.Close() })
 		held := make(chan struct{})
 		go func() {
 			app.holdConn(context.Background(), server)
 			close(held)
 		}()
-		select {
-		case <-held:
-			t.Fatal("holdConn returned before the check")
-		default:
-		}
-		close(app.checked)
+		settle()
 		<-held
-		go server.Write([]byte("x")) // still open: the client reads it
+		go server.Write([]byte("x")) // a closed end fails this at once
+		return client
+	}
+	t.Run("checked", func(t *testing.T) {
+		app := &App{ctx: testContext(t), checked: make(chan struct{})}
+		client := hold(app, func() { close(app.checked) })
 		if _, err := client.Read(make([]byte, 1)); err != nil {
 			t.Errorf("the held connection after the check: %v, want it open", err)
 		}
@@ -140,15 +143,7 @@ func TestHoldConn(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		ctx, cancel := newConfigContext(t)
 		app := &App{ctx: ctx, checked: make(chan struct{})}
-		server, client := net.Pipe()
-		defer client.Close()
-		held := make(chan struct{})
-		go func() {
-			app.holdConn(context.Background(), server)
-			close(held)
-		}()
-		cancel() // what Caddy does to a config whose Start failed
-		<-held
+		client := hold(app, cancel) // cancel: what Caddy does to a config whose Start failed
 		if _, err := client.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Errorf("reading the connection of a refused config: %v, want EOF (closed)", err)
 		}
