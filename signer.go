@@ -161,13 +161,20 @@ func isGetFile(name string) bool {
 	return string(foldName(buf[:0], name)) == "getfile"
 }
 
-// sign returns WeBank's signature of the five values: the uppercase hex SHA1
-// of their concatenation after sorting them in byte order. The order of the
-// arguments does not matter.
+// sign returns WeBank's signature of the five values of the SIGN scheme
+// (docs/protocol.md §5): see signValues. The order of the arguments does
+// not matter.
 func sign(appID, orderNo, version, ticket, nonce string) string {
 	vals := [5]string{appID, orderNo, version, ticket, nonce}
-	slices.Sort(vals[:])
-	buf := make([]byte, 0, 256) // on the stack; real values total about 190 bytes
+	return signValues(vals[:])
+}
+
+// signValues returns WeBank's signature of vals, whatever the flow's value
+// set (docs/protocol.md §6): the uppercase hex SHA1 of their concatenation
+// after sorting them in byte order. It sorts vals in place.
+func signValues(vals []string) string {
+	slices.Sort(vals)
+	buf := make([]byte, 0, 512) // on the stack; real values total about 190 bytes
 	for _, v := range vals {
 		buf = append(buf, v...)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -47,6 +48,43 @@ func TestSignKnownAnswers(t *testing.T) {
 			// The five values are sorted, so the order of the arguments must not matter.
 			if got := sign(tt.nonce, tt.ticket, tt.version, tt.orderNo, tt.appID); got != tt.want {
 				t.Errorf("sign(reversed) = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// The known-answer vectors of docs/protocol.md §12 for the other value sets:
+// the userId-type sign (also the SDK launch sign), geth5faceid's seven values
+// without a nonce, the H5 login URL's seven with one, and the three- and
+// four-value checks of front-end results and callbacks.
+func TestSignValuesKnownAnswers(t *testing.T) {
+	const (
+		nonce   = "kHoSxvLZGxSoFsjxlbzEoUzh5PAnTU7T"
+		ticketX = "XO99Qfxlti9iTVgHAjwvJdAZKN3nMuUhrsPdPlPVKlcyS50N6tlLnfuFBPIucaMS"
+		ticketD = "duSz9ptwyW1Xn7r6gYItxz3feMdJ8Na5x7JZuoxurE7RcI5TdwCE4KT2eEeNNDoe"
+		ticketZ = "zxc9Qfxlti9iTVgHAjwvJdAZKN3nMuUhrsPdPlPVKlcyS50N6tlLnfuFBPIucaMS"
+	)
+	tests := []struct {
+		name string
+		vals []string
+		want string
+	}{
+		{"vector 2 (userId-type)", []string{"IDAXXXXX", "userID19959248596551", nonce, "1.0.0", ticketX}, "D7606F1741DDCF90757DA924EDCF152A200AC7F0"},
+		{"vector 4 (geth5faceid)", []string{"appId001", "19959248596551", "testName", "4300000000000", "19959248596551", "1.0.0", ticketD}, "11670F8BD6181CF71FB4656534253A0627D835CF"},
+		{"vector 5 (3 values)", []string{"appId001", "test1480921551481", ticketD}, "B02CEBEB07F792B2F085E8CB1E7BA9EC19284F54"},
+		{"vector 6 (H5 login)", []string{"appId001", "userID19959248596551", nonce, "1.0.0", "bwiwe1457895464", "aabc1457895464", ticketZ}, "4E9DFABF938BF37BDB7A7DC25CCA1233D12D986B"},
+		{"vector 7 (geth5faceid, 2018)", []string{"appId001", "orderNo19959248596551", "testName", "4300000000000", "userID19959248596551", "1.0.0", ticketD}, "EE57F7C1EDDE7B6BB0DFB54CD902836B8EB0575B"},
+		{"vector 8 (callback)", []string{"appId001", "test1480921551481", ticketD, "0"}, "526365E042766AE27A6E52D2E4829D4C6E156B5D"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := signValues(slices.Clone(tt.vals)); got != tt.want {
+				t.Errorf("signValues = %s, want %s", got, tt.want)
+			}
+			rev := slices.Clone(tt.vals)
+			slices.Reverse(rev)
+			if got := signValues(rev); got != tt.want {
+				t.Errorf("signValues(reversed) = %s, want %s", got, tt.want)
 			}
 		})
 	}
