@@ -163,47 +163,67 @@ func clientQueryValues(rawQuery string) (checkedQuery, error) {
 // signQuery returns q with app_id, a fresh nonce, version and sign added, in
 // the form url.Values.Encode gives it: parameters sorted by name, each name
 // and value escaped with url.QueryEscape. What the upstream parses is then
-// exactly what was signed. Calling it again re-signs with a new nonce.
+// exactly what was signed. Calling it again re-signs with a new nonce. The
+// nonce and the sign are made in place: the signed query is its only
+// allocation, unless a value needs escaping.
 func signQuery(q *checkedQuery, appID, version, ticket string) string {
-	nonce := newNonce()
-	return encodeSigned(q, appID, version, nonce, sign(appID, q.orderNo, version, ticket, nonce))
+	var nonce [nonceLen]byte
+	fillNonce(&nonce)
+	var sig [signLen]byte
+	vals := [...]string{appID, q.orderNo, version, ticket, string(nonce[:])} // the conversion stays on the stack
+	signInto(&sig, vals[:])
+	return encodeSigned(q, appID, version, nonce[:], sig[:])
 }
+
+// ownedQuery are the names of the four parameters signQuery adds, sorted.
+var ownedQuery = [...]string{paramAppID, paramNonce, paramSign, paramVersion}
 
 // encodeSigned encodes q's parameters and the four the module owns, merged
 // in name order. None of the client's parameters has one of those four names.
-func encodeSigned(q *checkedQuery, appID, version, nonce, sig string) string {
-	owned := [...]param{ // sorted by name, and encoded: the names, the nonce and the sign need no escaping
-		{paramAppID, url.QueryEscape(appID)}, // allocates only if appID needs escaping
-		{paramNonce, nonce},
-		{paramSign, sig},
-		{paramVersion, url.QueryEscape(version)},
-	}
+func encodeSigned(q *checkedQuery, appID, version string, nonce, sig []byte) string {
+	appID, version = url.QueryEscape(appID), url.QueryEscape(version) // allocate only if they need escaping
 	ps := q.params()
-	n := 0
-	for _, p := range owned {
-		n += len(p.key) + len(p.value) + 2
+	n := len(ownedQuery) * 2 // '=' and '&'
+	for _, k := range ownedQuery {
+		n += len(k)
 	}
+	n += len(appID) + len(nonce) + len(sig) + len(version)
 	for _, p := range ps {
 		n += len(p.key) + len(p.value) + 2
 	}
 	var b strings.Builder
 	b.Grow(n) // enough unless a client's parameter needs escaping
-	own := owned[:]
-	for len(own) > 0 || len(ps) > 0 {
-		if b.Len() > 0 {
-			b.WriteByte('&')
+	for i, k := range ownedQuery {
+		for len(ps) > 0 && ps[0].key < k {
+			writeParam(&b, url.QueryEscape(ps[0].key), url.QueryEscape(ps[0].value))
+			ps = ps[1:]
 		}
-		if len(ps) == 0 || len(own) > 0 && own[0].key < ps[0].key {
-			b.WriteString(own[0].key)
-			b.WriteByte('=')
-			b.WriteString(own[0].value)
-			own = own[1:]
-			continue
+		switch i { // the names, the nonce and the sign need no escaping
+		case 0:
+			writeParam(&b, k, appID)
+		case 1:
+			writeParam(&b, k, "")
+			b.Write(nonce)
+		case 2:
+			writeParam(&b, k, "")
+			b.Write(sig)
+		case 3:
+			writeParam(&b, k, version)
 		}
-		b.WriteString(url.QueryEscape(ps[0].key)) // allocates only if the name needs escaping
-		b.WriteByte('=')
-		b.WriteString(url.QueryEscape(ps[0].value))
-		ps = ps[1:]
+	}
+	for _, p := range ps {
+		writeParam(&b, url.QueryEscape(p.key), url.QueryEscape(p.value))
 	}
 	return b.String()
+}
+
+// writeParam appends name=value to b, after a '&' if b has a parameter
+// already. Both are escaped already.
+func writeParam(b *strings.Builder, name, value string) {
+	if b.Len() > 0 {
+		b.WriteByte('&')
+	}
+	b.WriteString(name)
+	b.WriteByte('=')
+	b.WriteString(value)
 }

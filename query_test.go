@@ -137,7 +137,7 @@ func checkRewrite(t *testing.T, raw string) {
 	if q.orderNo != wantOrderNo {
 		t.Errorf("clientQuery(%q) order_no = %q, want %q", raw, q.orderNo, wantOrderNo)
 	}
-	if got := encodeSigned(&q, appID, version, nonce, sig); got != want {
+	if got := encodeSigned(&q, appID, version, []byte(nonce), []byte(sig)); got != want {
 		t.Errorf("encodeSigned(clientQuery(%q)) =\n\t%q, want\n\t%q", raw, got, want)
 	}
 }
