@@ -59,13 +59,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	probe := newRetryProbe(w)
 	aborted, err := serveProbed(next, probe, r)
-	switch {
-	case aborted:
+	if aborted { // the probe is not reused: what next left running may hold it
+		probe.discard()
 		return tn.upstreamFailed(w, r, errors.New("the upstream broke off its answer"))
+	}
+	defer probe.release()
+	switch {
 	case err != nil && probe.committed:
 		tn.brokeOff(r)
 		return err // the answer is under way: Caddy can only end it
 	case err != nil:
+		probe.discard() // none of the failed attempt's headers go with the error answer
 		return tn.upstreamFailed(w, r, err)
 	}
 	code := probe.retryCode(h.retryCodes)
@@ -87,6 +91,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.send(tn, probe)
 	}
 	metrics.retries.WithLabelValues(appID, "retried").Inc()
+	probe.discard()
 	facts.t, facts.retried = t, true
 	sign(t)
 	return h.pass(w, r, next, tn)

@@ -5,8 +5,8 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
-	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,52 +19,86 @@ import (
 const maxProbe = 4 << 10
 
 // retryProbe is the ResponseWriter the next handler writes the first attempt
-// to. It holds back the status, the headers and up to maxProbe bytes of body.
-// If the answer ends within that, the handler reads WeBank's code from it and
-// either discards it (to retry with a new ticket) or sends it; a longer answer
-// is sent as soon as it outgrows the buffer and streams from there. Nothing
-// is ever buffered whole. It is not safe for concurrent use, as no
+// to. It holds back the status and up to maxProbe bytes of body; the headers
+// go straight into w's, as they would without it, and the ones w had before
+// are saved, so that a discarded attempt leaves no trace. If the answer ends
+// within maxProbe, the handler reads WeBank's code from it and either
+// discards it (to retry with a new ticket) or sends it; a longer answer is
+// sent as soon as it outgrows the buffer and streams from there. Nothing is
+// ever buffered whole. It is not safe for concurrent use, as no
 // ResponseWriter is.
+//
+// Probes are reused (see release): the common answer, held back and sent,
+// allocates nothing here.
 type retryProbe struct {
 	w         http.ResponseWriter
-	header    http.Header // the next handler's view of the headers until committed
+	saved     http.Header // w's headers before the attempt, put back by discard
+	savedVals []string    // the backing of saved's values
 	status    int
-	buf       []byte
+	buf       []byte // the answer held back, in a buffer of maxProbe bytes
 	committed bool
+	escaped   bool // Unwrap was called: what it was given may outlive the request
 }
 
-// newRetryProbe returns a probe in front of w. The next handler starts from
-// a copy of w's headers, as it would writing to w; w's own are untouched
-// until the answer is committed, so a discarded attempt leaves no trace.
+// probes keeps retry probes with their buffers for reuse.
+var probes = sync.Pool{New: func() any {
+	return &retryProbe{saved: make(http.Header), buf: make([]byte, 0, maxProbe)}
+}}
+
+// newRetryProbe returns a probe in front of w, which its caller gives back
+// with release once the next handler has returned.
 func newRetryProbe(w http.ResponseWriter) *retryProbe {
-	return &retryProbe{w: w, header: w.Header().Clone()}
+	p := probes.Get().(*retryProbe)
+	p.w = w
+	for k, vs := range w.Header() {
+		if vs == nil { // a nil value suppresses a header net/http would add
+			p.saved[k] = nil
+			continue
+		}
+		n := len(p.savedVals)
+		p.savedVals = append(p.savedVals, vs...)
+		p.saved[k] = p.savedVals[n:len(p.savedVals):len(p.savedVals)]
+	}
+	return p
 }
 
-func (p *retryProbe) Header() http.Header {
-	if p.committed {
-		return p.w.Header()
+// release gives p back for reuse. Its caller must not use p again, nor must
+// anything else: a probe that was unwrapped (to hijack the connection, say)
+// is not reused, since what took w may keep it.
+func (p *retryProbe) release() {
+	if p.escaped {
+		return
 	}
-	return p.header
+	clear(p.saved)
+	clear(p.savedVals) // keep no header values alive
+	*p = retryProbe{saved: p.saved, savedVals: p.savedVals[:0], buf: p.buf[:0]}
+	probes.Put(p)
 }
+
+// discard drops the attempt held back: w's headers are again what they were
+// before it, and nothing of it is sent.
+func (p *retryProbe) discard() {
+	if p.committed {
+		return
+	}
+	h := p.w.Header()
+	clear(h)
+	for k, vs := range p.saved {
+		h[k] = slices.Clone(vs) // saved's values are reused after release
+	}
+	p.status, p.buf = 0, p.buf[:0]
+}
+
+func (p *retryProbe) Header() http.Header { return p.w.Header() }
 
 func (p *retryProbe) WriteHeader(status int) {
-	if p.committed || p.status != 0 {
-		return
-	}
-	if status < 200 { // informational (103 Early Hints): not the answer, pass it on
-		base := p.w.Header().Clone() // w's headers are untouched until the commit
-		setHeader(p.w.Header(), p.header)
+	switch {
+	case p.committed || p.status != 0:
+	case status < 200: // informational (103 Early Hints): not the answer, pass it on
 		p.w.WriteHeader(status)
-		setHeader(p.w.Header(), base)
-		return
+	default:
+		p.status = status
 	}
-	p.status = status
-}
-
-// setHeader makes dst a copy of src.
-func setHeader(dst, src http.Header) {
-	clear(dst)
-	maps.Copy(dst, src.Clone())
 }
 
 func (p *retryProbe) Write(b []byte) (int, error) {
@@ -92,7 +126,10 @@ func (p *retryProbe) Flush() {
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (p *retryProbe) Unwrap() http.ResponseWriter { return p.w }
+func (p *retryProbe) Unwrap() http.ResponseWriter {
+	p.escaped = true
+	return p.w
+}
 
 // commit sends what was held back; from then on writes go straight through.
 func (p *retryProbe) commit() error {
@@ -100,9 +137,6 @@ func (p *retryProbe) commit() error {
 		return nil
 	}
 	p.committed = true
-	dst := p.w.Header()
-	clear(dst)
-	maps.Copy(dst, p.header) // no copy of p.header needed: it is not used again
 	if p.status == 0 {
 		p.status = http.StatusOK
 	}
@@ -111,7 +145,7 @@ func (p *retryProbe) commit() error {
 		return nil
 	}
 	_, err := p.w.Write(p.buf)
-	p.buf = nil
+	p.buf = p.buf[:0]
 	return err
 }
 
@@ -159,7 +193,7 @@ func (p *retryProbe) body() ([]byte, bool) {
 		return nil, false
 	}
 	body := p.buf
-	switch enc := strings.ToLower(p.header.Get("Content-Encoding")); enc {
+	switch enc := strings.ToLower(p.w.Header().Get("Content-Encoding")); enc {
 	case "", "identity":
 	case "gzip":
 		zr, _ := gzipReaders.Get().(*gzip.Reader)

@@ -274,6 +274,7 @@ type breakingNext struct{ n int }
 
 func (b breakingNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Upstream", "broken")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, `{"code":"0","result":{"pad":"`+strings.Repeat("x", b.n))
 	panic(http.ErrAbortHandler)
@@ -310,6 +311,9 @@ func TestBrokenOffAnswerCountedOnce(t *testing.T) {
 			}
 			if !tt.wantPanic && (w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), `"upstream_failed"`)) {
 				t.Errorf("answer %d %q, want 502 upstream_failed", w.Code, w.Body.String())
+			}
+			if !tt.wantPanic && w.Header().Get("X-Upstream") != "" {
+				t.Errorf("the error answer carries the broken answer's headers: %v", w.Header())
 			}
 			if got, want := countedSince(t, before), map[string]float64{tt.want: 1}; !maps.Equal(got, want) {
 				t.Errorf("requests_total moved by %v, want %v", got, want)
