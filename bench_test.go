@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -111,13 +110,15 @@ func BenchmarkServeHTTP(b *testing.B) {
 	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 		zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 
-	// Caddy gives every request a fresh replacer, where the handler sets its
-	// placeholders.
+	// Caddy gives every request a fresh replacer with the HTTP placeholders
+	// mapped, where the handler adds its own.
 	r0 := httptest.NewRequest(http.MethodGet, "/api/server/getOcrResult?"+benchQuery, nil)
 	rGzip := r0.Clone(context.Background())
 	rGzip.Header.Set("Accept-Encoding", "gzip")
 	request := func(r *http.Request) *http.Request {
-		return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		r = r.WithContext(r.Context())
+		caddyhttp.NewTestReplacer(r)
+		return r
 	}
 	serve := func(b *testing.B, h caddyhttp.Handler, r *http.Request, want int) {
 		w := httptest.NewRecorder()
