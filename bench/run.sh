@@ -27,14 +27,19 @@
 # opposite order of the one before (a b c d e, e d c b a, ...) so that a
 # drift of the machine's speed does not favour one target; then in paired
 # rounds, two targets loaded at the same time by one wrk each (b with d, d
-# with e, and with CONTROL=1 b with f and b with h), which shows their
-# difference even when other work on the machine comes and goes; then b and
-# d with get_file=1 (2 MB answers), interleaved and paired. It reports
-# requests/s, p50, p99 and CPU time per request per target, the ratios d/b,
-# d/a and e/d taken round by round (median, min and max), and the peak RSS
-# (VmHWM) of d and b during the 2 MB rounds. It stops everything it started
-# when it exits, however it exits. bench/RESULTS.md says how to read the
-# figures: on a shared machine, trust the paired ratios.
+# with e, with CONTROL=1 b with f and b with h, and with CADDY_BASELINE d
+# with g and b with g), which shows their difference even when other work on
+# the machine comes and goes; then b and d with get_file=1 (2 MB answers),
+# interleaved and paired. Its headline is the server's CPU time per request
+# (user+system of the target's processes, from /proc, over the requests wrk
+# completed), a figure that other work on the machine barely moves, and
+# above all the paired d/b ratio of it: what the sidecar costs over plain
+# Caddy. It then reports requests/s, p50 and p99 besides, per target, the
+# ratios d/b, d/a, e/d (and f/b, h/b, d/g, g/b) taken round by round
+# (median, min and max), and the peak RSS (VmHWM) of d and b during the 2 MB
+# rounds. It stops everything it started when it exits, however it exits.
+# bench/RESULTS.md says how to read the figures: on a shared machine, trust
+# the paired ratios, and read f/b (CONTROL=1) as their noise floor.
 #
 # The load generator is wrk (Debian's package): one thread, $CONNS keep-alive
 # connections, a closed loop. It is C, so it takes little of the CPU the
@@ -343,6 +348,10 @@ for r in $(seq "$PAIRED_ROUNDS"); do
 		measure_pair paired "$r" b f "${url[b]}" "${url[f]}"
 		measure_pair paired "$r" b h "${url[b]}" "${url[h]}"
 	fi
+	if [ -n "$CADDY_BASELINE" ]; then
+		measure_pair paired "$r" d g "${url[d]}" "${url[g]}"
+		measure_pair paired "$r" b g "${url[b]}" "${url[g]}"
+	fi
 done
 
 # The 2 MB rounds, b and d only; their peak RSS is reset first where the
@@ -370,14 +379,15 @@ hwm_sidecar=$(hwm sidecar)
 summarize() { # results-file targets...
 	local f=$1
 	shift
-	printf '%-10s %9s %8s %8s %12s   %s\n' target "req/s" "p50 ms" "p99 ms" "CPU us/req" "(medians over rounds; min-max)"
+	printf '%-10s %12s %9s %8s %8s   %s\n' target "CPU us/req" "req/s" "p50 ms" "p99 ms" "(medians over rounds; min-max)"
 	for t in "$@"; do
 		awk -v t="$t" -v l="${label[$t]}" '
 			function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
 			$2 == t { n++; r[n] = $3; p50[n] = $4 / 1000; p99[n] = $5 / 1000; cpu[n] = $6 }
 			END {
+				if (n == 0) exit
 				mr = med(r, n); m50 = med(p50, n); m99 = med(p99, n); mc = med(cpu, n)
-				printf "%-10s %9.0f %8.2f %8.2f %12.1f   req/s %.0f-%.0f, p99 %.2f-%.2f ms, CPU %.1f-%.1f us\n", l, mr, m50, m99, mc, r[1], r[n], p99[1], p99[n], cpu[1], cpu[n]
+				printf "%-10s %12.1f %9.0f %8.2f %8.2f   CPU %.1f-%.1f us, req/s %.0f-%.0f, p99 %.2f-%.2f ms\n", l, mc, mr, m50, m99, cpu[1], cpu[n], r[1], r[n], p99[1], p99[n]
 			}' "$f"
 	done
 }
@@ -388,13 +398,25 @@ ratios() { # results-file num den: per-round num/den of req/s, p99 and CPU per r
 		$2 == y { ry[$1] = $3; py[$1] = $5; cy[$1] = $6 }
 		END {
 			for (k in rx) if (k in ry) { n++; tr[n] = rx[k] / ry[k]; tp[n] = px[k] / py[k]; tc[n] = cy[k] > 0 ? cx[k] / cy[k] : 0 }
-			printf "%s/%s   throughput %.3f (%.3f-%.3f)   p99 %.3f (%.3f-%.3f)   CPU/req %.3f (%.3f-%.3f)   %d rounds\n", x, y, med(tr, n), tr[1], tr[n], med(tp, n), tp[1], tp[n], med(tc, n), tc[1], tc[n], n
+			printf "%s/%s   CPU/req %.3f (%.3f-%.3f)   throughput %.3f (%.3f-%.3f)   p99 %.3f (%.3f-%.3f)   %d rounds\n", x, y, med(tc, n), tc[1], tc[n], med(tr, n), tr[1], tr[n], med(tp, n), tp[1], tp[n], n
 		}' "$1"
 }
 
 {
 	echo "$ncpu CPUs, $placement; load average at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "== small answers (get_native=1, under 1 KB): wrk -t$wrk_threads -c$CONNS -d${DURATION}s x $ROUNDS rounds"
+	echo "== headline: server CPU time per request (user+system of its processes, from /proc), paired rounds"
+	echo "   (two targets loaded at the same time, one wrk -t$wrk_threads -c$CONNS -d${DURATION}s each, x $PAIRED_ROUNDS rounds;"
+	echo "   ratios are medians (min-max) of the per-round ratios; d/b CPU/req is THE figure: the sidecar over plain Caddy)"
+	ratios "$results_paired" d b
+	grep -E '^[0-9]+bd ' "$results_paired" >"$out/paired-bd.txt" || true
+	summarize "$out/paired-bd.txt" b d
+	echo "the other pairs:"
+	ratios "$results_paired" e d
+	((CONTROL)) && ratios "$results_paired" f b && ratios "$results_paired" h b
+	[ -n "$CADDY_BASELINE" ] && ratios "$results_paired" d g && ratios "$results_paired" g b
+	((CONTROL)) && echo "(f/b, two identical plain Caddies, is the noise floor of the paired ratios)"
+	echo
+	echo "== interleaved rounds, small answers (get_native=1, under 1 KB): wrk -t$wrk_threads -c$CONNS -d${DURATION}s x $ROUNDS rounds"
 	summarize "$results_small" "${targets[@]}"
 	echo
 	echo "ratios, median (min-max) of the per-round ratios:"
@@ -405,11 +427,6 @@ ratios() { # results-file num den: per-round num/den of req/s, p99 and CPU per r
 	((CONTROL)) && ratios "$results_small" f b && ratios "$results_small" h b
 	[ -n "$CADDY_BASELINE" ] && ratios "$results_small" d g && ratios "$results_small" g b
 	echo "token fetches by the churn sidecar during the rounds: $((tokens_after - tokens_before))"
-	echo
-	echo "== paired: two targets at the same time, one wrk -t$wrk_threads -c$CONNS -d${DURATION}s each, x $PAIRED_ROUNDS rounds"
-	ratios "$results_paired" d b
-	ratios "$results_paired" e d
-	((CONTROL)) && ratios "$results_paired" f b && ratios "$results_paired" h b
 	echo
 	echo "== 2 MB answers (get_file=1): wrk -t$wrk_threads -c$CONNS -d${DURATION}s x $PHOTO_ROUNDS rounds"
 	summarize "$results_photo" b d
