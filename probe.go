@@ -170,13 +170,7 @@ func (p *retryProbe) retryCode(codes map[string]bool) string {
 	if !ok {
 		return ""
 	}
-	may := false
-	for c := range codes {
-		if may = mayHoldCode(body, c); may {
-			break
-		}
-	}
-	if !may {
+	if !mayHoldAny(body, codes) {
 		return ""
 	}
 	if code := codeOf(body); codes[code] {
@@ -234,17 +228,36 @@ func codeOf(body []byte) string {
 	return code
 }
 
+// mayHoldAny reports whether the JSON text body may hold one of codes as the
+// value of a member: see mayHoldCode.
+func mayHoldAny(body []byte, codes map[string]bool) bool {
+	if bytes.IndexByte(body, '\\') >= 0 { // an escape could spell any code
+		return true
+	}
+	for c := range codes {
+		if mayHoldUnescaped(body, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // mayHoldCode reports whether the JSON text body may hold code as the value
 // of a member. It is false only if it cannot: where body has no backslash
 // escape, a string value equal to an ASCII code appears as "code" in it, and
 // a number value as code after a ':' and perhaps whitespace.
 func mayHoldCode(body []byte, code string) bool {
+	return bytes.IndexByte(body, '\\') >= 0 || mayHoldUnescaped(body, code)
+}
+
+// mayHoldUnescaped is mayHoldCode for a body without a backslash.
+func mayHoldUnescaped(body []byte, code string) bool {
 	for i := 0; i < len(code); i++ {
 		if code[i] >= utf8.RuneSelf { // JSON decoding turns invalid UTF-8 into U+FFFD
 			return true
 		}
 	}
-	if code == "" || bytes.IndexByte(body, '\\') >= 0 {
+	if code == "" {
 		return true
 	}
 	for at := 0; ; {
@@ -257,12 +270,18 @@ func mayHoldCode(body []byte, code string) bool {
 		if i > 0 && body[i-1] == '"' && end < len(body) && body[end] == '"' {
 			return true
 		}
-		if before := bytes.TrimRight(body[:i], " \t\r\n"); len(before) > 0 && before[len(before)-1] == ':' {
+		j := i - 1 // a number: after ':' and perhaps whitespace
+		for j >= 0 && isJSONSpace(body[j]) {
+			j--
+		}
+		if j >= 0 && body[j] == ':' {
 			return true
 		}
 		at = i + 1
 	}
 }
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // probeAcceptEncoding narrows a client's Accept-Encoding to what the probe
 // can read: gzip if the client accepts it, else none (identity).
