@@ -1,0 +1,6 @@
+//go:build !race
+
+package webanksign
+
+// raceEnabled: see race_test.go.
+const raceEnabled = false
