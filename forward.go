@@ -53,9 +53,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 
 	// The probe can read WeBank's code only in an answer it can decode.
-	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
-		defer r.Header.Set("Accept-Encoding", ae)
-		r.Header.Set("Accept-Encoding", probeAcceptEncoding(ae))
+	// The client's own values are put back afterwards, for what runs later.
+	if ae := r.Header["Accept-Encoding"]; len(ae) > 0 && ae[0] != "" {
+		defer func() { r.Header["Accept-Encoding"] = ae }()
+		r.Header["Accept-Encoding"] = []string{probeAcceptEncoding(ae[0])}
 	}
 	probe := newRetryProbe(w)
 	aborted, err := serveProbed(next, probe, r)

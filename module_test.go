@@ -136,9 +136,16 @@ func TestServeHTTPAcceptEncoding(t *testing.T) {
 		if tt.client != "" {
 			hdr.Set("Accept-Encoding", tt.client)
 		}
-		serve(t, h, next, "/api/server/getOcrResult?order_no=A1", hdr)
+		r := httptest.NewRequest(http.MethodGet, "/api/server/getOcrResult?order_no=A1", nil)
+		r.Header = hdr
+		if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+			t.Fatal(err)
+		}
 		if next.encs[0] != tt.want {
 			t.Errorf("Accept-Encoding %q sent on as %q, want %q", tt.client, next.encs[0], tt.want)
+		}
+		if got := r.Header.Get("Accept-Encoding"); got != tt.client {
+			t.Errorf("Accept-Encoding %q afterwards = %q, want the client's back", tt.client, got)
 		}
 	}
 }

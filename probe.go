@@ -286,7 +286,9 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c =
 // probeAcceptEncoding narrows a client's Accept-Encoding to what the probe
 // can read: gzip if the client accepts it, else none (identity).
 func probeAcceptEncoding(ae string) string {
-	for _, part := range strings.Split(ae, ",") {
+	for rest := ae; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, ",")
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 			continue
