@@ -28,18 +28,19 @@
 # drift of the machine's speed does not favour one target; then in paired
 # rounds, two targets loaded at the same time by one wrk each (b with d, d
 # with e, with CONTROL=1 b with f and b with h, and with CADDY_BASELINE d
-# with g and b with g), which shows their difference even when other work on
-# the machine comes and goes; then b and d with get_file=1 (2 MB answers),
-# interleaved and paired. Its headline is the server's CPU time per request
-# (user+system of the target's processes, from /proc, over the requests wrk
-# completed), a figure that other work on the machine barely moves, and
-# above all the paired d/b ratio of it: what the sidecar costs over plain
-# Caddy. It then reports requests/s, p50 and p99 besides, per target, the
-# ratios d/b, d/a, e/d (and f/b, h/b, d/g, g/b) taken round by round
-# (median, min and max), and the peak RSS (VmHWM) of d and b during the 2 MB
-# rounds. It stops everything it started when it exits, however it exits.
-# bench/RESULTS.md says how to read the figures: on a shared machine, trust
-# the paired ratios, and read f/b (CONTROL=1) as their noise floor.
+# with g and b with g), which shows their difference even when other work
+# on the machine comes and goes; then b and d with get_file=1 (2 MB
+# answers), interleaved and paired (and d with g). Its headline is the
+# server's CPU time per request (user+system of the target's processes, from
+# /proc, over the requests wrk completed), a figure that other work on the
+# machine barely moves, and above all the paired d/b ratio of it: what the
+# sidecar costs over plain Caddy. It then reports requests/s, p50 and p99
+# besides, per target, the ratios d/b, d/a, e/d (and f/b, h/b, d/g, g/b)
+# taken round by round (median, min and max), and the peak RSS (VmHWM) of d
+# and b during the 2 MB rounds. It stops everything it started when it
+# exits, however it exits. bench/RESULTS.md says how to read the figures: on
+# a shared machine, trust the paired ratios, and read f/b (CONTROL=1) as
+# their noise floor.
 #
 # The load generator is wrk (Debian's package): one thread, $CONNS keep-alive
 # connections, a closed loop. It is C, so it takes little of the CPU the
@@ -370,6 +371,7 @@ done
 for r in $(seq "$PAIRED_ROUNDS"); do
 	measure_pair paired-photo "$r" b d "${url[b]/get_native=1/get_file=1}" "${url[d]/get_native=1/get_file=1}"
 	((CONTROL)) && measure_pair paired-photo "$r" b f "${url[b]/get_native=1/get_file=1}" "${url[f]/get_native=1/get_file=1}"
+	[ -n "$CADDY_BASELINE" ] && measure_pair paired-photo "$r" d g "${url[d]/get_native=1/get_file=1}" "${url[g]/get_native=1/get_file=1}"
 done
 hwm() { awk '/^VmHWM/ { print $2 }' "/proc/${pid[$1]}/status"; }
 hwm_caddy=$(hwm caddy)
@@ -434,6 +436,7 @@ ratios() { # results-file num den: per-round num/den of req/s, p99 and CPU per r
 	echo "paired, x $PAIRED_ROUNDS rounds:"
 	ratios "$results_paired_photo" d b
 	((CONTROL)) && ratios "$results_paired_photo" f b
+	[ -n "$CADDY_BASELINE" ] && ratios "$results_paired_photo" d g
 	echo "peak RSS (VmHWM) during the 2 MB rounds$([ $reset = yes ] || echo ' (could not reset: since start)'):" \
 		"sidecar $((hwm_sidecar / 1024)) MiB, caddy $((hwm_caddy / 1024)) MiB," \
 		"difference $(((hwm_sidecar - hwm_caddy) / 1024)) MiB"
