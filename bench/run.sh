@@ -302,10 +302,19 @@ measure_pair() { # kind round x y url-x url-y: loads two targets at once, with o
 	local fx="$out/wrk-$1-$3-$2.txt" fy="$out/wrk-$1-$4-$2.txt" cx cy wx wy
 	cx=$(cpu_ticks "${pid[${proc[$3]}]}")
 	cy=$(cpu_ticks "${pid[${proc[$4]}]}")
-	run_wrk "$3" "$5" "$fx"
-	wx=$wrk_pid
-	run_wrk "$4" "$6" "$fy"
-	wy=$wrk_pid
+	# The wrk started first may get a head start: x's in odd rounds, y's in
+	# even ones.
+	if (($2 % 2)); then
+		run_wrk "$3" "$5" "$fx"
+		wx=$wrk_pid
+		run_wrk "$4" "$6" "$fy"
+		wy=$wrk_pid
+	else
+		run_wrk "$4" "$6" "$fy"
+		wy=$wrk_pid
+		run_wrk "$3" "$5" "$fx"
+		wx=$wrk_pid
+	fi
 	wait "$wx" "$wy"
 	unset "pid[wrk-$3]" "pid[wrk-$4]"
 	# The pair names the round, so that b's figures from the b/d and the b/f
