@@ -125,11 +125,14 @@ func loginHost(v string) (string, bool) {
 	v = strings.ToLower(v)
 	name, port, err := net.SplitHostPort(v)
 	if err != nil {
+		if strings.Contains(v, ":") { // an IPv6 address goes in brackets
+			return "", false
+		}
 		name, port = v, ""
 	} else if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 		return "", false
 	}
-	if name == "" || len(name) > 253 || strings.Contains(name, ":") { // an IPv6 address goes in brackets
+	if name == "" || len(name) > 253 {
 		return "", false
 	}
 	if net.ParseIP(name) != nil {
