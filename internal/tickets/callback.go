@@ -62,6 +62,7 @@ func (h *Handle) SignedWith(ctx context.Context, check func(ticket string) bool)
 		}
 	}
 	count("invalid")
+	h.c.emit(cfg, "callback_signature_invalid", nil, map[string]any{})
 	return false, nil
 }
 

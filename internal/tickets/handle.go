@@ -34,8 +34,9 @@ type Config struct {
 	Logger *zap.Logger
 
 	// Receives events about the app's ticket (ticket_refreshed,
-	// ticket_refresh_failed, ticket_adopted, nonce_ticket_failed); nil
-	// sends none. Their data never holds a secret.
+	// ticket_refresh_failed, ticket_adopted, nonce_ticket_failed,
+	// callback_signature_invalid); nil sends none. Their data never holds
+	// a secret.
 	Emit func(event string, data map[string]any)
 
 	// WeBank answer codes that mean an access token is no longer valid: a
