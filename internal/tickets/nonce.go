@@ -34,6 +34,7 @@ type nonceGate struct {
 	sem     *semaphore.Weighted
 	queue   int64
 	waiting atomic.Int64
+	queued  func() // if set, called by each caller that starts to wait: tests know it waits
 }
 
 func newNonceGate(limit, queue int) *nonceGate {
@@ -58,6 +59,9 @@ func (g *nonceGate) enter(ctx context.Context) error {
 		return ErrNonceQueueFull
 	}
 	defer g.waiting.Add(-1)
+	if g.queued != nil {
+		g.queued()
+	}
 	return g.sem.Acquire(ctx, 1)
 }
 
