@@ -26,6 +26,8 @@ type exchange struct {
 	query    url.Values // as much as could be parsed
 	queryErr error      // non-nil if the raw query is malformed
 	body     *jsonBody  // the body of a POST endpoint's request; nil for GET endpoints
+	numeric  bool       // codes are answered as JSON numbers
+	refusal  int        // the HTTP status of a refusal with a code; 0 means 200
 	outcome  string     // what was answered, e.g. "code 0"; never a secret
 }
 
@@ -44,25 +46,41 @@ func (x *exchange) ids() (appID, orderNo string) {
 		}
 		return appID, orderNo
 	}
-	return firstOf(x.query, "app_id", "appId"), x.query.Get("order_no")
+	return firstOf(x.query, "app_id", "appId"), firstOf(x.query, "order_no", "orderNo")
 }
 
-// reply answers HTTP 200 with {"code":code,"msg":msg}, as WeBank answers
-// errors.
+// reply answers {"code":code,"msg":msg}, as WeBank answers errors: with
+// HTTP 200, or the route's refusal status if code is not "0".
 func (x *exchange) reply(code, msg string) {
-	x.writeJSON(http.StatusOK, code, msg)
+	status := http.StatusOK
+	if code != codeOK && x.refusal != 0 {
+		status = x.refusal
+	}
+	x.writeJSON(status, code, msg)
 }
 
 // writeJSON answers status with {"code":code,"msg":msg}.
 func (x *exchange) writeJSON(status int, code, msg string) {
-	x.writeBody(status, code, marshal(errorBody{Code: code, Msg: msg}))
+	x.writeBody(status, code, marshal(errorBody{Code: x.codeValue(code), Msg: msg}))
+}
+
+// codeValue returns code as the JSON value to answer: a number if the
+// route answers numbers and code is an integer, else a string.
+func (x *exchange) codeValue(code string) any {
+	if _, err := strconv.ParseInt(code, 10, 64); x.numeric && err == nil {
+		return json.Number(code)
+	}
+	return code
 }
 
 // writeBody answers status with body, a JSON object whose code is code.
 func (x *exchange) writeBody(status int, code string, body []byte) {
-	if status == http.StatusOK {
+	switch {
+	case status == http.StatusOK:
 		x.outcome = "code " + code
-	} else {
+	case x.refusal == status:
+		x.outcome = fmt.Sprintf("status %d code %s", status, code)
+	default:
 		x.outcome = fmt.Sprintf("status %d", status)
 	}
 	x.write(status, jsonContentType, body)
@@ -87,7 +105,7 @@ func (x *exchange) write(status int, contentType string, body []byte) {
 }
 
 type errorBody struct {
-	Code string `json:"code"`
+	Code any    `json:"code"` // a string, or a json.Number where WeBank answers numbers
 	Msg  string `json:"msg"`
 }
 
