@@ -112,9 +112,10 @@ type Options struct {
 
 	// Logf, if set, is called once per request with a line holding the
 	// method, the path, the app id and order number (from the query, or
-	// for queryfacerecord from the body) and the code, status or fault
-	// answered. The line never holds a secret, access_token, ticket, sign,
-	// nonce or result field. Logf may be called from several goroutines at
+	// for the POST endpoints from the body) and the code, status, redirect
+	// or fault answered. The line never holds a secret, access_token,
+	// ticket, sign, nonce or result field, nor a name, ID number, photo,
+	// user id or callback url. Logf may be called from several goroutines at
 	// once, and, for a request held by a Hang or Delay fault, as late as
 	// Close.
 	Logf func(format string, args ...any)

@@ -66,13 +66,17 @@ func TestNonceTicketCounters(t *testing.T) {
 		fx.nonceTicket(testApp, token, user)
 	}
 	fx.get(PathTicket, nonceQuery(testApp, token, "").Encode()) // refused: no user_id
-	for name, got := range map[string]int64{
-		"TicketCalls": fx.s.TicketCalls(), "NonceCalls": fx.s.NonceCalls(), "NonceTickets": fx.s.NonceTickets(),
-		"Calls(PathTicket)": fx.s.Calls(PathTicket),
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"TicketCalls", fx.s.TicketCalls(), 1},
+		{"Calls(PathTicket)", fx.s.Calls(PathTicket), 1},
+		{"NonceCalls", fx.s.NonceCalls(), 4},
+		{"NonceTickets", fx.s.NonceTickets(), 3},
 	} {
-		want := map[string]int64{"TicketCalls": 1, "NonceCalls": 4, "NonceTickets": 3, "Calls(PathTicket)": 1}[name]
-		if got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
 		}
 	}
 	_, body := fx.get("/__fake/stats", "")
