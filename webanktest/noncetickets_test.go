@@ -1,10 +1,14 @@
 package webanktest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -231,4 +235,95 @@ func TestNonceTicketLifetime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNonceTicketsConcurrently launches 100 users at once, and races 20
+// logins on one ticket: exactly one may win.
+func TestNonceTicketsConcurrently(t *testing.T) {
+	fx := newFixture(t, Options{})
+	token := fx.token(testApp)
+	const users = 100
+	codes := make([]string, users)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			user := "user" + strconv.Itoa(i)
+			ticket, err := fetchNonceTicket(fx, token, user)
+			if err != nil {
+				codes[i] = err.Error()
+				return
+			}
+			codes[i] = sdkLoginCode(fx, sdkLogin(ticket, user))
+		})
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != "0" {
+			t.Errorf("user %d: %s, want code 0", i, c)
+		}
+	}
+	if got := fx.s.NonceTickets(); got != users {
+		t.Errorf("NonceTickets = %d, want %d", got, users)
+	}
+
+	shared := fx.nonceTicket(testApp, token, "shared")
+	const racers = 20
+	wins := make([]string, racers)
+	for i := range racers {
+		wg.Go(func() { wins[i] = sdkLoginCode(fx, sdkLogin(shared, "shared")) })
+	}
+	wg.Wait()
+	passed := 0
+	for _, c := range wins {
+		switch c {
+		case "0":
+			passed++
+		case "400101":
+		default:
+			t.Errorf("a login with the shared ticket: %s, want code 0 or 400101", c)
+		}
+	}
+	if passed != 1 {
+		t.Errorf("%d of %d logins with one ticket passed, want 1", passed, racers)
+	}
+	if got := fx.s.SDKLogins(); got != users+1 {
+		t.Errorf("SDKLogins = %d, want %d", got, users+1)
+	}
+}
+
+// fetchNonceTicket fetches a NONCE ticket for user of testApp with token;
+// unlike fixture.nonceTicket it may run on any goroutine.
+func fetchNonceTicket(fx *fixture, token, user string) (string, error) {
+	resp, err := fx.s.Client().Get(fx.s.URL + PathTicket + "?" + nonceQuery(testApp, token, user).Encode())
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Code    string
+		Tickets []struct{ Value string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return "", err
+	}
+	if v.Code != "0" || len(v.Tickets) != 1 {
+		return "", errors.New("NONCE ticket refused with code " + v.Code)
+	}
+	return v.Tickets[0].Value, nil
+}
+
+// sdkLoginCode sends body to the SDK login and returns the code answered,
+// or the error; it may run on any goroutine.
+func sdkLoginCode(fx *fixture, body map[string]string) string {
+	b, _ := json.Marshal(body)
+	resp, err := fx.s.Client().Post(fx.s.URL+PathSDKLogin, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var v struct{ Code string }
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return err.Error()
+	}
+	return v.Code
 }
