@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // serveLogin answers the H5 login page /api/web/login, where the browser
@@ -121,7 +120,7 @@ func parseLogin(x *exchange) (loginParams, error) {
 		return p, errors.New("invalid parameter from: want browser or app")
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(u.Host, " ") {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return p, errors.New("invalid parameter url: want an absolute http or https URL")
 	}
 	if _, err := url.ParseQuery(u.RawQuery); err != nil {
