@@ -102,7 +102,7 @@ func walk(fake *webanktest.Server, sidecar string) error {
 func step(what, to string, body map[string]string, answer any) error {
 	fmt.Println(what)
 	u, _ := url.Parse(to)
-	fmt.Printf("  app → POST %s %s\n", u.Path, show(body))
+	fmt.Printf("  app → POST %s %s\n", u.Path, jsonLine(body))
 	return post(to, body, answer)
 }
 
@@ -124,7 +124,7 @@ func post(to string, body map[string]string, answer any) error {
 	return json.Unmarshal(out, answer)
 }
 
-func show(v map[string]string) string {
+func jsonLine(v map[string]string) string {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
