@@ -40,13 +40,15 @@ type Config struct {
 	Emit func(event string, data map[string]any)
 
 	// WeBank answer codes that mean an access token is no longer valid: a
-	// NONCE fetch answered with one gets the app a new token and is tried
-	// once more (see NonceTicket). Nil: none.
+	// NONCE fetch through this registration answered with one gets the app
+	// a new token and is tried once more (see NonceTicket). Nil: none.
 	RetryCodes map[string]bool
 
-	// How many NONCE fetches for the app may be in flight at once, and how
-	// many launches may wait for one; zero means DefaultNonceLimit and
-	// DefaultNonceQueue.
+	// How many NONCE fetches through this registration may be in flight at
+	// once, and how many launches may wait for one; zero means
+	// DefaultNonceLimit and DefaultNonceQueue. Unlike the options above,
+	// these are the registration's own: the last registration of the app
+	// does not decide them for the others.
 	NonceLimit, NonceQueue int
 }
 

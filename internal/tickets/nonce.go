@@ -70,39 +70,43 @@ func (g *nonceGate) leave() { g.sem.Release(1) }
 // NonceTicket fetches a NONCE ticket for userID, made with the app's
 // current access token, getting the app a token first if it has none. If
 // WeBank answers that the token is no longer valid (one of the
-// registration's RetryCodes), the token is replaced through the app's one
+// registration's own RetryCodes), the token is replaced through the app's one
 // locked refresh, within the limits Invalidate keeps, and the fetch is
 // tried once more. The ticket is a secret: it must never be logged or
 // handed to a client.
 //
-// At most Config.NonceLimit fetches per app are in flight; up to
-// Config.NonceQueue more callers wait their turn, no longer than ctx
-// allows, and others get ErrNonceQueueFull at once. Each fetch is bounded
-// by the app's Timeout.
+// At most the registration's NonceLimit fetches are in flight; up to its
+// NonceQueue more callers wait their turn, no longer than ctx allows, and
+// others get ErrNonceQueueFull at once. Each fetch is bounded by the
+// registration's Timeout.
 func (h *Handle) NonceTicket(ctx context.Context, userID string) (string, error) {
 	cfg, ok := h.c.app(h.key)
 	if !ok {
 		return "", ErrNotRegistered
 	}
-	if err := cfg.nonces.enter(ctx); err != nil {
+	// The bounds, the timeout and the codes are this registration's own: another
+	// handler of the app, registered later, that launches nothing does
+	// not change them.
+	own := h.reg
+	if err := own.nonces.enter(ctx); err != nil {
 		h.c.nonceFailed(cfg, err)
 		return "", err
 	}
-	defer cfg.nonces.leave()
+	defer own.nonces.leave()
 	for retried := false; ; retried = true {
 		t, err := h.Ticket(ctx)
 		if err != nil {
 			h.c.nonceFailed(cfg, err)
 			return "", err
 		}
-		fctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+		fctx, cancel := context.WithTimeout(ctx, own.timeout)
 		value, _, err := h.c.fetcher.Nonce(fctx, cfg.creds, t.token.value, userID)
 		cancel()
 		if err == nil {
 			h.c.metrics.nonces.WithLabelValues(cfg.creds.AppID, "fetched", "").Inc()
 			return value, nil
 		}
-		if fe, ok := errors.AsType[*FetchError](err); ok && fe.Class == "code" && cfg.retry[fe.Code] && !retried && h.Invalidate(t) {
+		if fe, ok := errors.AsType[*FetchError](err); ok && fe.Class == "code" && own.retry[fe.Code] && !retried && h.Invalidate(t) {
 			appLog(cfg).Warn("WeBank refused the access token for a NONCE ticket; getting another token",
 				zap.Uint64("generation", t.token.gen))
 			continue

@@ -77,9 +77,14 @@ func TestNonceQueueBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	fetcher.nonceGate, fetcher.nonceEntered = make(chan struct{}), make(chan struct{}, 3)
-	cfg, _ := h.c.app(h.key)
 	queued := make(chan struct{}, 3)
-	cfg.nonces.queued = func() { queued <- struct{}{} }
+	h.reg.nonces.queued = func() { queued <- struct{}{} }
+	// Another registration of the app, made later with other bounds, does
+	// not change this one's.
+	if _, err := h.c.Register(Config{Credentials: h.reg.creds, Refresh: testRefresh, Timeout: 5 * time.Second,
+		Logger: h.reg.logger, NonceLimit: 100, NonceQueue: 100}); err != nil {
+		t.Fatal(err)
+	}
 
 	results := make(chan error, 3)
 	launch := func(user string) {
