@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/webanksign/caddy-webanksign"
+)
+
+// sidecarSite is one site of the in-process Caddy: webank_sign and
+// reverse_proxy, as in Caddyfile.example, on its own loopback port, with its
+// own reverse_proxy transport and so its own pool of connections to WeBank.
+type sidecarSite struct {
+	name      string // for the report
+	upstream  string // host:port of the relay it proxies to, over HTTPS
+	transport string // extra lines of the transport http block (keepalive settings)
+
+	url string // http://127.0.0.1:port, set by startSidecar
+}
+
+// sidecar is Caddy, run in this process with the webank_sign module.
+type sidecar struct {
+	config []byte // the adapted JSON, loaded again for a reload
+}
+
+// startSidecar writes the Caddyfile of sites, adapts it and starts Caddy.
+// The caller must call stop. Caddy's config and data directories are
+// taken from XDG_CONFIG_HOME and XDG_DATA_HOME, which main points at its
+// temporary directory.
+func startSidecar(sites []*sidecarSite, oauthURL, caFile string) (*sidecar, string, error) {
+	os.Setenv("BENCH_WEBANK_APP_ID", sidecarAppID)
+	os.Setenv("BENCH_WEBANK_SECRET", sidecarSecret)
+	var b strings.Builder
+	b.WriteString(`{
+	admin off
+	log {
+		level ERROR
+	}
+}
+`)
+	for _, s := range sites {
+		port, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+		fmt.Fprintf(&b, `
+# %s
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	handle /api/server/getOcrResult {
+		webank_sign {
+			app_id {env.BENCH_WEBANK_APP_ID}
+			secret {env.BENCH_WEBANK_SECRET}
+			base_url %s
+		}
+		reverse_proxy https://%s {
+			transport http {
+				tls_trust_pool file %s
+%s			}
+		}
+	}
+	handle {
+		respond 404
+	}
+}
+`, s.name, port, oauthURL, s.upstream, caFile, indent(s.transport, "\t\t\t\t"))
+	}
+	caddyfile := b.String()
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "latency.Caddyfile"})
+	if err != nil {
+		return nil, caddyfile, fmt.Errorf("adapting the sidecar's Caddyfile: %v", err)
+	}
+	for _, w := range warnings {
+		return nil, caddyfile, fmt.Errorf("adapting the sidecar's Caddyfile: line %d: %s", w.Line, w.Message)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return nil, caddyfile, fmt.Errorf("starting Caddy: %v", err)
+	}
+	return &sidecar{config: cfg}, caddyfile, nil
+}
+
+// reload loads the same config again, forced, as `caddy reload --force`
+// does: Caddy provisions every handler anew, reverse_proxy's transports
+// included, and cleans up the old ones.
+func (s *sidecar) reload() error { return caddy.Load(s.config, true) }
+
+// stop stops Caddy.
+func (s *sidecar) stop() { _ = caddy.Stop() }
+
+// indent prefixes every non-empty line of lines with prefix.
+func indent(lines, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(lines) {
+		if strings.TrimSpace(line) != "" {
+			b.WriteString(prefix + strings.TrimSpace(line) + "\n")
+		}
+	}
+	return b.String()
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
