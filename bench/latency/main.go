@@ -26,12 +26,15 @@
 //	   HTTP, a new TCP connection per call
 //	c  a client with a perfect keep-alive pool, straight to the relay,
 //	   signing by itself
+//	b-ka  b's client keeping its connection to the sidecar (sequential only),
+//	   which tells the cost of the loopback connection from Caddy's
 //
 // sequentially (interleaved, -n calls each), in bursts of -burst, and b and
 // c in bursts of -wide-burst (beyond Caddy's 32 idle connections per host);
 // then the first call after each of -reloads config reloads, and after an
 // idle period longer than the short keep-alive. It prints Markdown tables
-// of p50, p99 and the connections opened to WeBank per call.
+// of p50, p99, the TLS handshakes with WeBank and the CPU time (of this
+// whole process) per call.
 package main
 
 import (
@@ -143,6 +146,8 @@ func run(ctx context.Context, o options) error {
 		call: sidecarCaller(newConnClient(nil), sites.dflt.url)}
 	c := &benchCase{label: "c", desc: "direct, keep-alive pool", handshakes: handshakes,
 		call: directCaller(newPoolClient(wb.roots), relayURL, s)}
+	bPooled := &benchCase{label: "b-ka", desc: "sidecar, the client keeping its loopback connection", handshakes: handshakes,
+		call: sidecarCaller(newPoolClient(nil), sites.dflt.url)}
 	bWide := &benchCase{label: "b128", desc: "sidecar, keepalive_idle_conns_per_host 128", handshakes: handshakes,
 		call: sidecarCaller(newConnClient(nil), sites.wide.url)}
 
@@ -153,10 +158,10 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("; GOMAXPROCS %d; %s\n", runtimeProcs(), time.Now().UTC().Format(time.RFC3339))
 
 	started := time.Now()
-	if err := sequential(ctx, []*benchCase{a, b, c}, o.n); err != nil {
+	if err := sequential(ctx, []*benchCase{a, b, c, bPooled}, o.n); err != nil {
 		return err
 	}
-	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c})
+	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c, bPooled})
 	printRatios(a, b, c)
 
 	if err := bursts(ctx, []*benchCase{a, b, c}, o.burst, o.burstRounds); err != nil {

@@ -61,7 +61,10 @@ func (c *benchCase) record(ctx context.Context) error {
 
 // burst makes size calls of c at once, and keeps their figures if keep.
 // Nothing else calls meanwhile, so the handshakes the fake completes are
-// c's.
+// c's, but for one kind: Go's transport starts a dial for a call that finds
+// no idle connection, and if another connection frees up first, the call
+// takes that one and the dial goes on alone, finishing maybe after the
+// burst (and then counted in whatever runs next).
 func (c *benchCase) burst(ctx context.Context, size int, keep bool) error {
 	start := make(chan struct{})
 	lat := make([]time.Duration, size)
