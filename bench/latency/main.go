@@ -163,6 +163,8 @@ func run(ctx context.Context, o options) error {
 	}
 	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c, bPooled})
 	printRatios(a, b, c)
+	printPaired(b, c)
+	printPaired(bPooled, c)
 
 	if err := bursts(ctx, []*benchCase{a, b, c}, o.burst, o.burstRounds); err != nil {
 		return err

@@ -194,3 +194,26 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru) // cannot fail with these arguments
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// printPaired prints, for two cases measured by sequential (whose i-th
+// calls ran one right after the other), the median of the differences of
+// their i-th calls and how often the difference exceeded 1 ms. Differences
+// taken call by call are spared most of what other work on the machine
+// does to both, which the percentiles of each are not.
+func printPaired(x, y *benchCase) {
+	n := min(len(x.lat), len(y.lat))
+	if n == 0 {
+		return
+	}
+	diffs := make([]time.Duration, n)
+	over := 0
+	for i := range n {
+		diffs[i] = x.lat[i] - y.lat[i]
+		if diffs[i] > time.Millisecond {
+			over++
+		}
+	}
+	slices.Sort(diffs)
+	fmt.Printf("%s − %s call by call: median %+.2f ms, over +1 ms in %.0f%% of %d pairs\n", x.label, y.label,
+		float64(diffs[(n-1)/2])/float64(time.Millisecond), 100*float64(over)/float64(n), n)
+}
