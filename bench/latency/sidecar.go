@@ -77,8 +77,8 @@ http://127.0.0.1:%d {
 	if err != nil {
 		return nil, caddyfile, fmt.Errorf("adapting the sidecar's Caddyfile: %v", err)
 	}
-	for _, w := range warnings {
-		return nil, caddyfile, fmt.Errorf("adapting the sidecar's Caddyfile: line %d: %s", w.Line, w.Message)
+	if len(warnings) > 0 { // the Caddyfile is ours: a warning is a mistake in it
+		return nil, caddyfile, fmt.Errorf("adapting the sidecar's Caddyfile: line %d: %s", warnings[0].Line, warnings[0].Message)
 	}
 	if err := caddy.Load(cfg, true); err != nil {
 		return nil, caddyfile, fmt.Errorf("starting Caddy: %v", err)
