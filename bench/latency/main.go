@@ -99,9 +99,6 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	// Caddy's autosave.json and storage go here, not into $HOME.
-	os.Setenv("XDG_CONFIG_HOME", dir)
-	os.Setenv("XDG_DATA_HOME", dir)
 
 	wb, err := startWeBank(dir, o.shortIdle)
 	if err != nil {
@@ -125,7 +122,7 @@ func run(ctx context.Context, o options) error {
 		short:      &sidecarSite{name: "short keep-alive", upstream: mainRelay.addr(), transport: "keepalive " + o.shortIdle.String()},
 		serverIdle: &sidecarSite{name: "WeBank closes idle connections", upstream: idleRelay.addr()},
 	}
-	sc, caddyfile, err := startSidecar([]*sidecarSite{sites.dflt, sites.wide, sites.short, sites.serverIdle}, wb.oauth.URL, wb.caFile)
+	sc, caddyfile, err := startSidecar(dir, []*sidecarSite{sites.dflt, sites.wide, sites.short, sites.serverIdle}, wb.oauth.URL, wb.caFile)
 	if o.verbose || err != nil {
 		fmt.Fprintln(os.Stderr, caddyfile)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -29,21 +30,22 @@ type sidecar struct {
 	config []byte // the adapted JSON, loaded again for a reload
 }
 
-// startSidecar writes the Caddyfile of sites, adapts it and starts Caddy.
-// The caller must call stop. Caddy's config and data directories are
-// taken from XDG_CONFIG_HOME and XDG_DATA_HOME, which main points at its
-// temporary directory.
-func startSidecar(sites []*sidecarSite, oauthURL, caFile string) (*sidecar, string, error) {
+// startSidecar writes the Caddyfile of sites, adapts it and starts Caddy,
+// with its storage and its autosaved config in dir, not in $HOME. The
+// caller must call stop.
+func startSidecar(dir string, sites []*sidecarSite, oauthURL, caFile string) (*sidecar, string, error) {
 	os.Setenv("BENCH_WEBANK_APP_ID", sidecarAppID)
 	os.Setenv("BENCH_WEBANK_SECRET", sidecarSecret)
+	caddy.ConfigAutosavePath = filepath.Join(dir, "autosave.json")
 	var b strings.Builder
-	b.WriteString(`{
+	fmt.Fprintf(&b, `{
 	admin off
+	storage file_system %s
 	log {
 		level ERROR
 	}
 }
-`)
+`, filepath.Join(dir, "storage"))
 	for _, s := range sites {
 		port, err := freePort()
 		if err != nil {
