@@ -30,7 +30,7 @@ type sidecar struct {
 	config []byte // the adapted JSON, loaded again for a reload
 }
 
-// startSidecar writes the Caddyfile of sites, adapts it and starts Caddy,
+// startSidecar builds the Caddyfile of sites, adapts it and starts Caddy,
 // with its storage and its autosaved config in dir, not in $HOME. The
 // caller must call stop.
 func startSidecar(dir string, sites []*sidecarSite, oauthURL, caFile string) (*sidecar, string, error) {
@@ -96,7 +96,7 @@ func (s *sidecar) reload() error { return caddy.Load(s.config, true) }
 // stop stops Caddy.
 func (s *sidecar) stop() { _ = caddy.Stop() }
 
-// indent prefixes every non-empty line of lines with prefix.
+// indent returns the non-empty lines of lines, trimmed, each after prefix.
 func indent(lines, prefix string) string {
 	var b strings.Builder
 	for line := range strings.Lines(lines) {

@@ -86,8 +86,8 @@ type tlsServer struct {
 func startTLS(h http.Handler, idle time.Duration) *tlsServer {
 	s := &tlsServer{srv: httptest.NewUnstartedServer(h)}
 	s.srv.Config.IdleTimeout = idle
-	// A connection closed before its handshake ends is no error here: the
-	// transports of a reloaded Caddy close theirs.
+	// A connection closed before its handshake ends is no error here: Go's
+	// transport gives up dials, and a reloaded Caddy closes its transports.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.srv.TLS = &tls.Config{VerifyConnection: func(tls.ConnectionState) error {
 		s.handshakes.Add(1)
