@@ -17,10 +17,10 @@ import (
 	"time"
 )
 
-// caller makes one getOcrResult call for order, reads the whole answer and
-// checks that WeBank's code is "0", so that a refused call is never counted
-// as a fast one.
-type caller func(ctx context.Context, order string) error
+// caller makes one call for id (an order number, or for sdk_sign a user
+// id), reads the whole answer and checks it, so that a refused call is
+// never counted as a fast one.
+type caller func(ctx context.Context, id string) error
 
 // newConnClient returns an HTTP client that opens a new connection for
 // every request and closes it after, as PHP's curl with a fresh handle,
@@ -57,6 +57,36 @@ func directCaller(client *http.Client, baseURL string, s signer) caller {
 func sidecarCaller(client *http.Client, baseURL string) caller {
 	return func(ctx context.Context, order string) error {
 		return get(ctx, client, baseURL+"/api/server/getOcrResult?order_no="+order)
+	}
+}
+
+// sdkSignCaller returns a caller that asks the sidecar at baseURL to sign an
+// SDK launch for a user, as an app's backend does before a face
+// verification: one NONCE ticket fetched from WeBank per call.
+func sdkSignCaller(client *http.Client, baseURL string) caller {
+	return func(ctx context.Context, user string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/webank/sdk_sign",
+			strings.NewReader(`{"user_id":"`+user+`"}`))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var answer struct {
+			Sign string `json:"sign"`
+			Code string `json:"code"` // only in a refusal
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+			return fmt.Errorf("sdk_sign: HTTP status %d, answer is not JSON", resp.StatusCode)
+		}
+		if resp.StatusCode != http.StatusOK || len(answer.Sign) != 40 {
+			return fmt.Errorf("sdk_sign: HTTP status %d, code %q", resp.StatusCode, answer.Code)
+		}
+		return nil
 	}
 }
 

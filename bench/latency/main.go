@@ -28,9 +28,12 @@
 //	   signing by itself
 //	b-ka  b's client keeping its connection to the sidecar (sequential only),
 //	   which tells the cost of the loopback connection from Caddy's
+//	d  sdk_sign through the sidecar (webank_sign_local), a new TCP
+//	   connection per call: one NONCE ticket fetched from WeBank per call
 //
-// sequentially (interleaved, -n calls each), in bursts of -burst, and b and
-// c in bursts of -wide-burst (beyond Caddy's 32 idle connections per host);
+// sequentially (interleaved, -n calls each), in bursts of -burst, and b, c
+// and d in bursts of -wide-burst (beyond Caddy's 32 idle connections per
+// host, and sdk_sign's 16 NONCE fetches at once);
 // then the first call after each of -reloads config reloads, and after an
 // idle period longer than the short keep-alive. It prints Markdown tables
 // of p50, p99, the TLS handshakes with WeBank and the CPU time (of this
@@ -115,14 +118,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer idleRelay.close()
+	// The module fetches tokens and tickets with a client that trusts the
+	// system's roots: in this process, the fake's certificate is the one
+	// root. Nothing has loaded the system's roots yet.
+	os.Setenv("SSL_CERT_FILE", wb.caFile)
+	relayURL := "https://" + mainRelay.addr()
 
 	sites := struct{ dflt, wide, short, serverIdle *sidecarSite }{
-		dflt:       &sidecarSite{name: "Caddy's keep-alive defaults", upstream: mainRelay.addr()},
+		dflt:       &sidecarSite{name: "Caddy's keep-alive defaults", upstream: mainRelay.addr(), launches: true},
 		wide:       &sidecarSite{name: "more idle connections", upstream: mainRelay.addr(), transport: "keepalive_idle_conns_per_host 128"},
 		short:      &sidecarSite{name: "short keep-alive", upstream: mainRelay.addr(), transport: "keepalive " + o.shortIdle.String()},
 		serverIdle: &sidecarSite{name: "WeBank closes idle connections", upstream: idleRelay.addr()},
 	}
-	sc, caddyfile, err := startSidecar(dir, []*sidecarSite{sites.dflt, sites.wide, sites.short, sites.serverIdle}, wb.oauth.URL, wb.caFile)
+	sc, caddyfile, err := startSidecar(dir, []*sidecarSite{sites.dflt, sites.wide, sites.short, sites.serverIdle}, relayURL, wb.caFile)
 	if o.verbose || err != nil {
 		fmt.Fprintln(os.Stderr, caddyfile)
 	}
@@ -135,7 +143,6 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	relayURL := "https://" + mainRelay.addr()
 	handshakes := &wb.main.handshakes
 	a := &benchCase{label: "a", desc: "direct, new HTTPS connection per call", handshakes: handshakes,
 		call: directCaller(newConnClient(wb.roots), relayURL, s)}
@@ -145,6 +152,8 @@ func run(ctx context.Context, o options) error {
 		call: directCaller(newPoolClient(wb.roots), relayURL, s)}
 	bPooled := &benchCase{label: "b-ka", desc: "sidecar, the client keeping its loopback connection", handshakes: handshakes,
 		call: sidecarCaller(newPoolClient(nil), sites.dflt.url)}
+	d := &benchCase{label: "d", desc: "sidecar's sdk_sign, new loopback TCP connection per call", handshakes: handshakes,
+		call: sdkSignCaller(newConnClient(nil), sites.dflt.url)}
 	bWide := &benchCase{label: "b128", desc: "sidecar, keepalive_idle_conns_per_host 128", handshakes: handshakes,
 		call: sidecarCaller(newConnClient(nil), sites.wide.url)}
 
@@ -155,25 +164,31 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("; GOMAXPROCS %d; %s\n", runtimeProcs(), time.Now().UTC().Format(time.RFC3339))
 
 	started := time.Now()
-	if err := sequential(ctx, []*benchCase{a, b, c, bPooled}, o.n); err != nil {
+	nonces := wb.fake.NonceTickets()
+	if err := sequential(ctx, []*benchCase{a, b, c, bPooled, d}, o.n); err != nil {
 		return err
 	}
-	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c, bPooled})
+	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c, bPooled, d})
 	printRatios(a, b, c)
 	printPaired(b, c)
 	printPaired(bPooled, c)
+	printPaired(d, c)
+	printPaired(d, b)
+	// Every d call, its warm-up included, and nothing else fetches NONCE tickets.
+	fmt.Printf("NONCE tickets issued per sdk_sign call: %.2f\n", float64(wb.fake.NonceTickets()-nonces)/float64(o.n+1))
 
-	if err := bursts(ctx, []*benchCase{a, b, c}, o.burst, o.burstRounds); err != nil {
+	if err := bursts(ctx, []*benchCase{a, b, c, d}, o.burst, o.burstRounds); err != nil {
 		return err
 	}
-	printTable(fmt.Sprintf("## Bursts of %d calls at once", o.burst), []*benchCase{a, b, c})
+	printTable(fmt.Sprintf("## Bursts of %d calls at once", o.burst), []*benchCase{a, b, c, d})
 	printRatios(a, b, c)
 
-	if err := bursts(ctx, []*benchCase{b, bWide, c}, o.wideBurst, o.wideRounds); err != nil {
+	if err := bursts(ctx, []*benchCase{b, bWide, c, d}, o.wideBurst, o.wideRounds); err != nil {
 		return err
 	}
-	printTable(fmt.Sprintf("## Bursts of %d calls at once (Caddy keeps 32 idle connections per host by default)", o.wideBurst),
-		[]*benchCase{b, bWide, c})
+	printTable(fmt.Sprintf("## Bursts of %d calls at once (Caddy keeps 32 idle connections per host by default; "+
+		"sdk_sign fetches at most 16 NONCE tickets at once, its connections to WeBank are kept 16)", o.wideBurst),
+		[]*benchCase{b, bWide, c, d})
 
 	if err := reloads(ctx, sc, wb, b, o.reloads); err != nil {
 		return err
@@ -181,8 +196,6 @@ func run(ctx context.Context, o options) error {
 	if err := idlePeriods(ctx, wb, sites.dflt, sites.short, sites.serverIdle, o); err != nil {
 		return err
 	}
-	printSDKSign()
-
 	if n := wb.fake.BadSignatures(); n != 0 {
 		return fmt.Errorf("the fake WeBank counted %d bad signatures", n)
 	}

@@ -74,23 +74,5 @@ func idlePeriods(ctx context.Context, wb *webank, dflt, short, serverIdle *sidec
 	return nil
 }
 
-// printSDKSign holds the place of the sdk_sign measurement.
-//
-// TODO(sdk_sign): sdk_sign costs one NONCE fetch round trip and nothing
-// more (issue 14, target 3). When the sidecar serves sdk_sign and the fake
-// WeBank its NONCE ticket endpoint, add a case here:
-//
-//   - d: a client asking the sidecar's default site for an sdk_sign answer
-//     (a new loopback TCP connection per call, as b), interleaved with c in
-//     sequential() and bursts(), its handshakes counted by the main TLS server;
-//   - check after the run that the fake's NONCE endpoint counted exactly one
-//     call per d call (wb.fake.Calls(<the NONCE path>)), and that d opened
-//     no TLS handshake (handshakesPerCall 0);
-//   - print d − c at p50 and p99 with the target: one warm round trip, so
-//     d ≤ c + 1 ms, as b against c.
-func printSDKSign() {
-	fmt.Printf("\n## sdk_sign\n\nnot measured: the sidecar has no sdk_sign endpoint yet (see printSDKSign in bench/latency/scenarios.go)\n")
-}
-
 // runtimeProcs returns GOMAXPROCS.
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

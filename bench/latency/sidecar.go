@@ -21,6 +21,7 @@ type sidecarSite struct {
 	name      string // for the report
 	upstream  string // host:port of the relay it proxies to, over HTTPS
 	transport string // extra lines of the transport http block (keepalive settings)
+	launches  bool   // also serve webank_sign_local under /webank/ (sdk_sign)
 
 	url string // http://127.0.0.1:port, set by startSidecar
 }
@@ -31,9 +32,10 @@ type sidecar struct {
 }
 
 // startSidecar builds the Caddyfile of sites, adapts it and starts Caddy,
-// with its storage and its autosaved config in dir, not in $HOME. The
-// caller must call stop.
-func startSidecar(dir string, sites []*sidecarSite, oauthURL, caFile string) (*sidecar, string, error) {
+// with its storage and its autosaved config in dir, not in $HOME. Tokens,
+// SIGN and NONCE tickets are fetched from baseURL. The caller must call
+// stop.
+func startSidecar(dir string, sites []*sidecarSite, baseURL, caFile string) (*sidecar, string, error) {
 	os.Setenv("BENCH_WEBANK_APP_ID", sidecarAppID)
 	os.Setenv("BENCH_WEBANK_SECRET", sidecarSecret)
 	caddy.ConfigAutosavePath = filepath.Join(dir, "autosave.json")
@@ -52,6 +54,17 @@ func startSidecar(dir string, sites []*sidecarSite, oauthURL, caFile string) (*s
 			return nil, "", err
 		}
 		s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+		launches := ""
+		if s.launches {
+			launches = fmt.Sprintf(`
+	handle /webank/* {
+		webank_sign_local {
+			app_id {env.BENCH_WEBANK_APP_ID}
+			secret {env.BENCH_WEBANK_SECRET}
+			base_url %s
+		}
+	}`, baseURL)
+		}
 		fmt.Fprintf(&b, `
 # %s
 http://127.0.0.1:%d {
@@ -67,12 +80,12 @@ http://127.0.0.1:%d {
 				tls_trust_pool file %s
 %s			}
 		}
-	}
+	}%s
 	handle {
 		respond 404
 	}
 }
-`, s.name, port, oauthURL, s.upstream, caFile, indent(s.transport, "\t\t\t\t"))
+`, s.name, port, baseURL, s.upstream, caFile, indent(s.transport, "\t\t\t\t"), launches)
 	}
 	caddyfile := b.String()
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "latency.Caddyfile"})

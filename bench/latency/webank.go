@@ -19,11 +19,12 @@ import (
 // webank is the fake WeBank of the benchmark: one webanktest.Fake, which
 // checks every signature as WeBank does, served on 127.0.0.1 three times:
 //
-//   - main, over HTTPS: the signed calls, through the relay;
+//   - main, over HTTPS: the signed calls, and the sidecar's tokens, SIGN
+//     and NONCE tickets, through the relay;
 //   - idle, over HTTPS, closing a connection idle for serverIdle: the same
 //     calls, to show what a WeBank that closes idle connections first does;
-//   - oauth, over plain HTTP: access tokens and SIGN tickets, fetched once
-//     by the sidecar and once by the direct client, and never measured.
+//   - oauth, over plain HTTP: the access token and SIGN ticket of the
+//     client that signs by itself, fetched once and never measured.
 type webank struct {
 	fake  *webanktest.Fake
 	main  *tlsServer
