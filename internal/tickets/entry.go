@@ -52,8 +52,9 @@ type appState struct {
 	lastStoreCheck atomic.Int64 // when a callback check last read storage, in Unix nanoseconds
 }
 
-// replaced is a ticket that a newer one replaced, and when: WeBank may
-// still sign a callback with it for a while (see SignedWith).
+// replaced is a ticket that a newer one replaced, or that was dropped for
+// one on WeBank's rejection, and when: WeBank may still sign a callback
+// with it for a while (see SignedWith).
 type replaced struct {
 	t  *Ticket
 	at time.Time
@@ -151,7 +152,7 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 		// before its ticket): the next ticket is made with it, so dropping t
 		// rotates nothing, and no limit applies.
 		e.app.st.rejected = t.value
-		e.cur.CompareAndSwap(cur, nil)
+		e.drop(cur, now)
 		return true, true
 	}
 	if e.forcedRecently(now) {
@@ -159,8 +160,20 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 	}
 	e.app.st.lastForced = now
 	e.app.st.rejected, e.app.st.rejectedToken = t.value, t.token.value
-	e.cur.CompareAndSwap(cur, nil)
+	e.drop(cur, now)
 	return true, true
+}
+
+// drop removes cur, e's ticket, at now, and keeps it as the replaced one:
+// until WeBank answered the request that drew the rejection (a retry code
+// that a client's own bad input can draw too), it was the app's latest,
+// and WeBank may have signed a callback with it moments ago. Its minute
+// runs from now, before its replacement is even fetched. Callers hold
+// e.app.mu.
+func (e *entry) drop(cur *Ticket, now time.Time) {
+	if e.cur.CompareAndSwap(cur, nil) {
+		e.app.replaced = replaced{cur, now}
+	}
 }
 
 // force marks a forced refresh at now, so that the next fetch gets a new

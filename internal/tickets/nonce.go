@@ -102,6 +102,11 @@ func (h *Handle) NonceTicket(ctx context.Context, userID string) (string, error)
 		fctx, cancel := context.WithTimeout(ctx, own.timeout)
 		value, _, err := h.c.fetcher.Nonce(fctx, cfg.creds, t.token.value, userID)
 		cancel()
+		if err != nil && ctx.Err() != nil {
+			// The caller left (or its own deadline passed) mid-fetch: the
+			// fetcher's error reads as a transport failure, but nothing failed.
+			err = ctx.Err()
+		}
 		if err == nil {
 			h.c.metrics.nonces.WithLabelValues(cfg.creds.AppID, "fetched", "").Inc()
 			return value, nil
