@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/webanksign/caddy-webanksign/webanktest"
@@ -313,13 +313,14 @@ func TestLocalRefusals(t *testing.T) {
 // minute, forever. Finding R1-3 of the review; unfixed, so it runs only
 // with WBS_REVIEW_FINDINGS=1.
 func TestNonceRefusalForOneUserKeepsToken(t *testing.T) {
-	if os.Getenv("WBS_REVIEW_FINDINGS") == "" {
-		t.Skip("review finding R1-3, unfixed: set WBS_REVIEW_FINDINGS=1 to run")
-	}
 	fake := webanktest.New(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
+	var probes atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if q := r.URL.Query(); q.Get("type") == "NONCE" && q.Get("user_id") == "refused_user" {
+		if r.URL.Query().Get("user_id") == "webanksign_probe" {
+			probes.Add(1)
+		}
+		if q := r.URL.Query(); q.Get("type") == "NONCE" && strings.HasPrefix(q.Get("user_id"), "refused_user") {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"code":"400101","msg":"不合法的请求"}`)
 			return
@@ -338,8 +339,14 @@ func TestNonceRefusalForOneUserKeepsToken(t *testing.T) {
 	if status, a := callLocal(t, h, "sdk_sign", map[string]string{"user_id": "refused_user"}); status != http.StatusBadGateway {
 		t.Fatalf("sdk_sign for a refused user: %d %v, want 502", status, a)
 	}
+	if status, a := callLocal(t, h, "sdk_sign", map[string]string{"user_id": "refused_user2"}); status != http.StatusBadGateway {
+		t.Fatalf("sdk_sign for another refused user: %d %v, want 502", status, a)
+	}
 	if got := fake.TokenCalls(); got != 1 {
 		t.Errorf("token calls = %d, want 1: a launch WeBank refused for its user rotated the token", got)
+	}
+	if got := probes.Load(); got != 1 {
+		t.Errorf("%d probes of the token, want 1: a probe that found it alive is trusted for a while", got)
 	}
 	if status, a := callLocal(t, h, "sdk_sign", map[string]string{"user_id": "good_user"}); status != http.StatusOK {
 		t.Fatalf("sdk_sign for a good user after: %d %v", status, a)

@@ -44,12 +44,19 @@ type entry struct {
 // The ticket itself is the entry's: an app that comes back gets the current
 // one from storage.
 type appState struct {
-	mu       sync.Mutex // protects st, nextPoll and replaced
+	mu       sync.Mutex // protects st, nextPoll, replaced and alive
 	st       fetchState
 	nextPoll time.Time // when the refresher next polls storage
 	replaced replaced  // the ticket the current one replaced
+	alive    probed    // the last probe that found a token alive (nonce.go)
 
 	lastStoreCheck atomic.Int64 // when a callback check last read storage, in Unix nanoseconds
+}
+
+// probed is a token a probe found alive, and when.
+type probed struct {
+	token string
+	at    time.Time
 }
 
 // replaced is a ticket that a newer one replaced, or that was dropped for
