@@ -106,6 +106,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    nonce_queue   <n>
 //	    login_url     <url>
 //	    login_hosts   <host...>
+//	    callback_hosts <host...>
 //	}
 func parseLocalCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(LocalHandler)
@@ -119,11 +120,15 @@ func (h *LocalHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	o := h.appOptions()
 	err := unmarshalBlock(d, &h.Source, &o, func(key string, args []string) error {
 		switch key {
-		case "login_hosts":
+		case "login_hosts", "callback_hosts":
 			if len(args) == 0 {
-				return d.Errf("login_hosts needs at least one host")
+				return d.Errf("%s needs at least one host", key)
 			}
-			h.LoginHosts = args
+			if key == "login_hosts" {
+				h.LoginHosts = args
+			} else {
+				h.CallbackHosts = args
+			}
 			return nil
 		}
 		if len(args) != 1 {

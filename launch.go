@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -67,12 +68,12 @@ func (h *LocalHandler) serveH5LoginURL(w http.ResponseWriter, r *http.Request, b
 	case !isFaceID(faceID):
 		return reject(errFaceIDInvalid)
 	}
-	callback, err := checkCallbackURL(b)
+	callback, err := checkCallbackURL(b, h.callbackHosts)
 	if err != nil {
 		return reject(err)
 	}
 	host := h.loginHost
-	if v, ok := b["optimal_domain"]; ok {
+	if v := b["optimal_domain"]; v != "" { // empty: as absent, since apps pass getAdvFaceId's on as it is
 		if host, ok = loginHost(v); !ok {
 			return reject(errLoginHostInvalid)
 		}
@@ -127,15 +128,20 @@ func (h *LocalHandler) serveH5LoginURL(w http.ResponseWriter, r *http.Request, b
 const maxCallbackURL = 1024
 
 // checkCallbackURL returns the body's callback_url: an absolute http or
-// https URL with a host, and no user information or fragment.
-func checkCallbackURL(b localBody) (string, error) {
+// https URL with a host and no user information, whose host is one of
+// allowed if any are given. A fragment is kept: apps with a router in the
+// fragment (https://app/#/result) come back to it.
+func checkCallbackURL(b localBody, allowed []string) (string, error) {
 	v, ok := b["callback_url"]
 	if !ok {
 		return "", errCallbackMissing
 	}
 	u, err := url.Parse(v)
-	if err != nil || len(v) > maxCallbackURL || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.User != nil || u.Fragment != "" {
+	if err != nil || len(v) > maxCallbackURL || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.User != nil {
 		return "", errCallbackInvalid
+	}
+	if len(allowed) > 0 && !hostAllowed(strings.ToLower(u.Host), allowed) {
+		return "", errCallbackDenied
 	}
 	return v, nil
 }
@@ -157,5 +163,21 @@ func (h *LocalHandler) noNonce(w http.ResponseWriter, r *http.Request, endpoint 
 	}
 	countLocal(appID, endpoint, outcomeUnavailable)
 	return writeError(w, http.StatusBadGateway, "ticket_unavailable",
-		"no NONCE ticket for app_id "+appID+": "+noTicketReason(err))
+		"no NONCE ticket for app_id "+appID+": "+noNonceReason(err))
+}
+
+// noNonceReason says, for a client, why no NONCE ticket could be had. A
+// NONCE fetch is the launch's own, not retried by anyone: the client may
+// try again. WeBank's code, when it refused, is given (it may name a
+// user_id WeBank does not accept); its message is not.
+func noNonceReason(err error) string {
+	fe, ok := errors.AsType[*tickets.FetchError](err)
+	switch {
+	case ok && fe.Step == "NONCE ticket" && fe.Class == "code":
+		return "WeBank refused it with code " + strconv.Quote(fe.Code) + "; the launch may be tried again"
+	case ok && fe.Step == "NONCE ticket":
+		return "fetching it failed (" + fe.Class + "); the launch may be tried again"
+	default: // the app's token or SIGN ticket could not be had
+		return noTicketReason(err)
+	}
 }

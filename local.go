@@ -43,7 +43,9 @@ func init() {
 // each app's token and tickets with webank_sign handlers of the same app,
 // through the same cache and storage. Errors are answered as
 // webank_sign's are, {"code", "msg"}. The NONCE and SIGN tickets and the
-// token never leave the sidecar.
+// token never leave the sidecar. Whoever reaches these endpoints can launch
+// a verification signed for any user: mount them where only the app's
+// backend can.
 type LocalHandler struct {
 	// The app's options, as for webank_sign: see Handler.
 	AppID        string           `json:"app_id,omitempty"`
@@ -80,17 +82,23 @@ type LocalHandler struct {
 	// URL carries a launch signed for the user. Accepts placeholders.
 	LoginHosts []string `json:"login_hosts,omitempty"`
 
+	// The hosts a callback_url may name, as login_hosts are written; none
+	// (the default) allows any. A callback_url elsewhere is refused with
+	// 400 callback_host_not_allowed. Accepts placeholders.
+	CallbackHosts []string `json:"callback_hosts,omitempty"`
+
 	// Where the handler is defined, such as "Caddyfile:12", to name it in
 	// config errors; set by the Caddyfile adapter.
 	Source string `json:"source,omitempty"`
 
-	place       string
-	appSet      // the apps answered for (apps.go)
-	appSettings // the shared options, parsed (options.go)
-	loginScheme string
-	loginHost   string   // the default host of login URLs
-	loginHosts  []string // lowercase; "*.x" for the hosts under x
-	logger      *zap.Logger
+	place         string
+	callbackHosts []string // lowercase; "*.x" for the hosts under x
+	appSet                 // the apps answered for (apps.go)
+	appSettings            // the shared options, parsed (options.go)
+	loginScheme   string
+	loginHost     string   // the default host of login URLs
+	loginHosts    []string // lowercase; "*.x" for the hosts under x
+	logger        *zap.Logger
 }
 
 // defaultLoginURL is where WeBank serves its H5 login page
@@ -161,19 +169,31 @@ func (h *LocalHandler) parseLogin(expand expandFunc) error {
 	if len(hosts) == 0 {
 		hosts = defaultLoginHosts
 	}
-	h.loginHosts = []string{h.loginHost}
+	more, err := hostList("login_hosts", hosts, expand)
+	if err != nil {
+		return err
+	}
+	h.loginHosts = append([]string{h.loginHost}, more...)
+	h.callbackHosts, err = hostList("callback_hosts", h.CallbackHosts, expand)
+	return err
+}
+
+// hostList expands and checks the hosts of option: each a host, host:port
+// or *.domain, returned in lowercase.
+func hostList(option string, hosts []string, expand expandFunc) ([]string, error) {
+	var out []string
 	for _, v := range hosts {
-		host, err := expand("login_hosts", v, "")
+		host, err := expand(option, v, "")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		host = strings.ToLower(host)
 		if _, ok := loginHost(strings.TrimPrefix(host, "*.")); !ok {
-			return fmt.Errorf("login_hosts: %q is not a host, host:port or *.domain", v)
+			return nil, fmt.Errorf("%s: %q is not a host, host:port or *.domain", option, v)
 		}
-		h.loginHosts = append(h.loginHosts, host)
+		out = append(out, host)
 	}
-	return nil
+	return out, nil
 }
 
 // Validate checks the values Provision parsed against their limits.

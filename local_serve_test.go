@@ -192,6 +192,21 @@ func TestH5LoginWalk(t *testing.T) {
 	}
 }
 
+// An empty optimal_domain, as an app passes on getAdvFaceId's when it has
+// none, is no domain: the URL goes to login_url's host.
+func TestH5LoginURLEmptyDomain(t *testing.T) {
+	h, fake := newLocalHandler(t, nil)
+	status, a := callLocal(t, h, "h5_login_url", map[string]string{"order_no": "O1", "user_id": "U1", "face_id": "F1",
+		"callback_url": "https://app.example.com/#/done", "optimal_domain": ""})
+	if status != http.StatusOK {
+		t.Fatalf("h5_login_url: %d %v", status, a)
+	}
+	u, _ := url.Parse(a["url"].(string))
+	if want, _ := url.Parse(fake.URL); u.Host != want.Host || u.Query().Get("url") != "https://app.example.com/#/done" {
+		t.Errorf("login URL host %s, callback %q; want %s and the callback with its fragment", u.Host, u.Query().Get("url"), want.Host)
+	}
+}
+
 // A callback signed just before a refresh is still accepted after it, for
 // the minute WeBank may sign with the replaced ticket; an OCR result is
 // checked over three values.
@@ -218,7 +233,7 @@ func TestVerifyAcrossRefresh(t *testing.T) {
 	}{
 		{"signed with the new ticket", map[string]string{"order_no": "ORDV001", "code": "0", "sign": after}, true},
 		{"signed just before the refresh", map[string]string{"order_no": "ORDV001", "code": "0", "sign": before}, true},
-		{"tampered", map[string]string{"order_no": "ORDV001", "code": "0", "sign": "0" + after[1:]}, after[0] == '0'},
+		{"tampered", map[string]string{"order_no": "ORDV001", "code": "0", "sign": tamper(after)}, false},
 		{"as an OCR result", map[string]string{"kind": "ocr", "order_no": "ORDV001", "sign": after}, false},
 	} {
 		status, a := callLocal(t, h, "verify", tt.body)
@@ -229,6 +244,14 @@ func TestVerifyAcrossRefresh(t *testing.T) {
 	if fake.TokenCalls() != 2 {
 		t.Errorf("token calls = %d, want 2: checks fetch nothing", fake.TokenCalls())
 	}
+}
+
+// tamper returns sign with its first hex digit changed.
+func tamper(sign string) string {
+	if sign[0] == '0' {
+		return "1" + sign[1:]
+	}
+	return "0" + sign[1:]
 }
 
 // Bad requests are refused with a status and a code, before anything is
@@ -268,6 +291,7 @@ func TestLocalRefusals(t *testing.T) {
 		{"login with a relative callback", "h5_login_url", okLogin(map[string]string{"callback_url": "/cb"}), 400, "callback_url_invalid"},
 		{"login to another host", "h5_login_url", okLogin(map[string]string{"optimal_domain": "evil.example.com"}), 400, "login_host_not_allowed"},
 		{"login to a URL", "h5_login_url", okLogin(map[string]string{"optimal_domain": "https://kyc1.qcloud.com"}), 400, "login_host_invalid"},
+		{"login with a userinfo callback", "h5_login_url", okLogin(map[string]string{"callback_url": "https://u@app.example.com/"}), 400, "callback_url_invalid"},
 		{"login from elsewhere", "h5_login_url", okLogin(map[string]string{"from": "web"}), 400, "from_invalid"},
 		{"login redirect type", "h5_login_url", okLogin(map[string]string{"redirect_type": "x"}), 400, "redirect_type_invalid"},
 		{"verify without code", "verify", map[string]string{"order_no": "O1", "sign": sign}, 400, "code_missing"},

@@ -20,6 +20,8 @@ func TestLocalConfig(t *testing.T) {
 		{"login_url scheme", "login_url ftp://kyc1.qcloud.com", "login_url: \"ftp://kyc1.qcloud.com\": scheme must be https or http"},
 		{"login_hosts path", "login_hosts kyc1.qcloud.com/x", `login_hosts: "kyc1.qcloud.com/x" is not a host`},
 		{"login_hosts bare wildcard", "login_hosts *", `login_hosts: "*" is not a host`},
+		{"callback_hosts", "callback_hosts app.example.com *.example.org", ""},
+		{"callback_hosts path", "callback_hosts app.example.com/cb", `callback_hosts: "app.example.com/cb" is not a host`},
 		{"bad version", "version 1_0!", `version: "1_0!" is not`},
 		{"bad fetch_timeout", "fetch_timeout -1s", "fetch_timeout: must be positive"},
 	}

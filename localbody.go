@@ -106,8 +106,10 @@ func isFaceID(v string) bool {
 }
 
 // isResultCode reports whether v may be the code of a result callback: 1
-// to 16 letters and digits ("0" for a pass).
+// to 16 letters and digits ("0" for a pass), after a minus sign if any
+// (WeBank's codes include -1304).
 func isResultCode(v string) bool {
+	v = strings.TrimPrefix(v, "-")
 	if v == "" || len(v) > 16 {
 		return false
 	}

@@ -111,18 +111,33 @@ func TestCallbackChecks(t *testing.T) {
 		{"/relative", false},
 		{"javascript:alert(1)", false},
 		{"https://u:p@app.example.com/", false},
-		{"https://app.example.com/#frag", false},
+		{"https://app.example.com/#/result", true},
 		{"https://app.example.com/" + strings.Repeat("a", maxCallbackURL), false},
 	} {
-		_, err := checkCallbackURL(localBody{"callback_url": tt.v})
+		_, err := checkCallbackURL(localBody{"callback_url": tt.v}, nil)
 		if (err == nil) != tt.ok {
 			t.Errorf("checkCallbackURL(%q) = %v, want ok %v", tt.v, err, tt.ok)
+		}
+	}
+	allowed := []string{"app.example.com", "*.example.org"}
+	for _, tt := range []struct {
+		v       string
+		wantErr error
+	}{
+		{"https://app.example.com/cb", nil},
+		{"https://APP.example.com/cb", nil},
+		{"https://m.example.org/cb", nil},
+		{"https://evil.example.com/cb", errCallbackDenied},
+		{"https://app.example.com.evil.net/cb", errCallbackDenied},
+	} {
+		if _, err := checkCallbackURL(localBody{"callback_url": tt.v}, allowed); err != tt.wantErr {
+			t.Errorf("checkCallbackURL(%q) with callback_hosts = %v, want %v", tt.v, err, tt.wantErr)
 		}
 	}
 	for _, tt := range []struct {
 		v  string
 		ok bool
-	}{{"0", true}, {"66660004", true}, {"", false}, {"0 ", false}, {strings.Repeat("1", 17), false}} {
+	}{{"0", true}, {"66660004", true}, {"-1304", true}, {"-", false}, {"1-2", false}, {"", false}, {"0 ", false}, {strings.Repeat("1", 17), false}} {
 		if isResultCode(tt.v) != tt.ok {
 			t.Errorf("isResultCode(%q) = %v, want %v", tt.v, !tt.ok, tt.ok)
 		}

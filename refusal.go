@@ -89,14 +89,15 @@ var (
 	errFaceIDMissing       = &refusal{400, "face_id_missing", "face_id is required: the faceId of getAdvFaceId's answer"}
 	errFaceIDInvalid       = &refusal{400, "face_id_invalid", "face_id must be 1 to 64 letters, digits, '_' and '-'"}
 	errCallbackMissing     = &refusal{400, "callback_url_missing", "callback_url is required: where WeBank sends the user back"}
-	errCallbackInvalid     = &refusal{400, "callback_url_invalid", "callback_url must be an absolute http or https URL of at most 1024 bytes, without user information or fragment"}
+	errCallbackInvalid     = &refusal{400, "callback_url_invalid", "callback_url must be an absolute http or https URL of at most 1024 bytes, without user information"}
+	errCallbackDenied      = &refusal{400, "callback_host_not_allowed", "callback_url's host is not one of the hosts this route sends users back to (see callback_hosts)"}
 	errLoginHostInvalid    = &refusal{400, "login_host_invalid", "optimal_domain must be a host name, with a port if any"}
 	errLoginHostDenied     = &refusal{400, "login_host_not_allowed", "optimal_domain is not one of the hosts this route sends users to (see login_hosts)"}
 	errFromInvalid         = &refusal{400, "from_invalid", "from must be browser or app"}
 	errRedirectTypeInvalid = &refusal{400, "redirect_type_invalid", "redirect_type must be a number of one or two digits"}
 	errKindInvalid         = &refusal{400, "kind_invalid", "kind must be face (a face or H5 callback, the default) or ocr"}
 	errCodeMissing         = &refusal{400, "code_missing", "code is required to check a face or H5 callback: the code WeBank sent with it"}
-	errCodeInvalid         = &refusal{400, "code_invalid", "code must be 1 to 16 letters and digits"}
+	errCodeInvalid         = &refusal{400, "code_invalid", "code must be 1 to 16 letters and digits, after a minus sign if any"}
 	errCodeNotTaken        = &refusal{400, "code_not_taken", "an OCR result is signed without a code: leave code out with kind ocr"}
 	errSignMissing         = &refusal{400, "sign_missing", "sign is required: the signature WeBank sent (newSignature)"}
 	errSignInvalid         = &refusal{400, "sign_invalid", "sign must be 40 hexadecimal digits"}

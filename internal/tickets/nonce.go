@@ -204,8 +204,10 @@ func (c *Cache) nonceFailed(cfg appConfig, err error) {
 		class = "canceled"
 	}
 	c.metrics.nonces.WithLabelValues(cfg.creds.AppID, "failed", class).Inc()
-	if class == "canceled" {
-		return // the caller left: nothing is wrong
+	if class == "canceled" || class == "queue_full" {
+		// The caller left, and nothing is wrong; or a burst beyond the
+		// queue, which the metric shows: a line each would flood the log.
+		return
 	}
 	c.emit(cfg, "nonce_ticket_failed", nil, map[string]any{"error_class": class, "error": err.Error()})
 	appLog(cfg).Warn("no NONCE ticket for a launch", zap.String("error_class", class), zap.Error(err))
