@@ -41,18 +41,34 @@ const (
 	modeJSON  = "json"
 )
 
+// jsonAPI is what the module knows of one of WeBank's JSON APIs: the
+// values it signs, and whether its requests carry images.
+type jsonAPI struct {
+	set    valueSet
+	images bool // max_body_size defaults to defaultImageBodySize
+}
+
 // jsonAPIs are the paths of WeBank's APIs signed over a JSON body
-// (docs/protocol.md §8.2).
-var jsonAPIs = map[string]bool{
-	"/api/v2/base/queryfacerecord": true,
-	"/api/server/getOcrCertId":     true,
-	"/api/paas/easyface":           true,
-	"/api/paas/idcardocrapp":       true,
+// (docs/protocol.md §6, §8): on these, mode defaults to json, and
+// value_set and max_body_size default to the API's.
+var jsonAPIs = map[string]jsonAPI{
+	"/api/v2/base/queryfacerecord": {set: setOrderNo},
+	"/api/v2/base/queryphotoinfo":  {set: setOrderNo},
+	"/api/server/getOcrCertId":     {set: setOrderNo},
+	"/api/paas/easyface":           {set: setOrderNo},
+	"/api/paas/idcardocrapp":       {set: setOrderNo, images: true},
+	"/api/paas/bankcardocrapp":     {set: setOrderNo, images: true},
+	"/api/server/getAdvFaceId":     {set: setUserID, images: true},
+	"/api/server/getfaceid":        {set: setUserID, images: true},
+	"/api/server/getPlusFaceId":    {set: setUserID, images: true},
+	"/api/server/getWillFaceId":    {set: setUserID, images: true},
+	"/api/server/h5/geth5faceid":   {set: setH5FaceID, images: true},
 }
 
 const (
-	defaultMaxBodySize = 1 << 20
-	defaultBodyTimeout = 10 * time.Second // a result query's body is a few hundred bytes
+	defaultMaxBodySize   = 1 << 20 // a result query's body is a few hundred bytes
+	defaultImageBodySize = 8 << 20 // a photo or two, base64-encoded
+	defaultBodyTimeout   = 10 * time.Second
 )
 
 var (
@@ -77,8 +93,9 @@ type settings struct {
 	bodyWait   time.Duration   // body_timeout: how long a body is waited for
 	retryCodes map[string]bool // nil: no retry
 	mode       string          // "", modeQuery or modeJSON
+	valueSet   valueSet        // setByPath unless value_set is given
 	denyFiles  bool
-	maxBody    int64
+	maxBody    int64           // 0: by path and value set; see jsonRequest
 	proxyHosts map[string]bool // normalized by normalHost
 }
 
@@ -236,7 +253,7 @@ func credentials(h *Handler, baseURL string, expand expandFunc) ([]tickets.Crede
 }
 
 // parseRequestOptions sets up the options about the requests accepted: mode,
-// photos, max_body_size, body_timeout and proxy_hosts.
+// value_set, photos, max_body_size, body_timeout and proxy_hosts.
 func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	switch h.Mode {
 	case "", modeQuery, modeJSON:
@@ -251,10 +268,22 @@ func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	default:
 		return fmt.Errorf("photos: %q is not allow or deny", h.Photos)
 	}
-	s.maxBody = h.MaxBodySize
-	if s.maxBody == 0 {
-		s.maxBody = defaultMaxBodySize
+	if h.ValueSet != "" {
+		set, ok := valueSetNames[h.ValueSet]
+		if !ok {
+			return fmt.Errorf("value_set: %q is not order_no, user_id or h5_face_id", h.ValueSet)
+		}
+		s.valueSet = set
+		if set != setOrderNo {
+			// These sets sign JSON bodies only: json is implied, and
+			// query contradicts them.
+			if s.mode == modeQuery {
+				return fmt.Errorf("value_set: %s signs a JSON body, and needs mode json, not query", h.ValueSet)
+			}
+			s.mode = modeJSON
+		}
 	}
+	s.maxBody = h.MaxBodySize
 	var err error
 	if s.bodyWait, err = parseDuration("body_timeout", h.BodyTimeout, defaultBodyTimeout, expand); err != nil {
 		return err
@@ -283,6 +312,28 @@ func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 		}
 	}
 	return nil
+}
+
+// jsonRequest returns the value set and the largest body of a JSON request
+// for api, the entry of its path in jsonAPIs (zero if none): the
+// configured ones, else the API's, else order_no and 1 MiB. The value sets
+// other than order_no carry images wherever they are used.
+func (s *settings) jsonRequest(api jsonAPI) (valueSet, int64) {
+	set := s.valueSet
+	if set == setByPath {
+		set = api.set
+	}
+	if set == setByPath {
+		set = setOrderNo
+	}
+	limit := s.maxBody
+	if limit == 0 {
+		limit = defaultMaxBodySize
+		if api.images || set != setOrderNo {
+			limit = defaultImageBodySize
+		}
+	}
+	return set, limit
 }
 
 // normalHost returns host (host or host:port, as in a URL) in lowercase and
