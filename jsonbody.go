@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"iter"
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -36,15 +37,46 @@ type field struct {
 // point into the client's body, which must not change while it is used.
 type checkedBody struct {
 	set      valueSet
-	orderNo  string
+	orderNo  []byte // decoded: 1 to 32 of [A-Za-z0-9_-]
 	userID   string // the userId-type and H5 sets only
-	name     string // the H5 set only
-	idNo     string // the H5 set only
+	name     string // the userId-type and H5 sets only
+	idNo     string // the userId-type and H5 sets only
 	appID    string // the client's appId, if hasAppID
 	hasAppID bool
-	files    bool    // it asks for photos or videos; see filesRequested
-	fields   []field // the client's members less appId, nonce, version and sign, in the client's order
-	inline   [8]field
+	files    bool // it asks for photos or videos; see filesRequested
+
+	// The client's members less appId, nonce, version and sign, in the
+	// client's order (see kept): the first ones inline, so that a usual
+	// body needs no allocation for them.
+	inline [8]field
+	more   []field
+	n      int
+}
+
+// keep adds f to the members passed on.
+func (b *checkedBody) keep(f field) {
+	if b.n < len(b.inline) {
+		b.inline[b.n] = f
+	} else {
+		b.more = append(b.more, f)
+	}
+	b.n++
+}
+
+// kept yields the members passed on, in the client's order.
+func (b *checkedBody) kept() iter.Seq[field] {
+	return func(yield func(field) bool) {
+		for _, f := range b.inline[:min(b.n, len(b.inline))] {
+			if !yield(f) {
+				return
+			}
+		}
+		for _, f := range b.more {
+			if !yield(f) {
+				return
+			}
+		}
+	}
 }
 
 // bodyDecoder is a reusable tokenizer for client bodies: jsontext's
@@ -72,7 +104,6 @@ var (
 // WeBank reads them; b keeps the members as the client wrote them.
 func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	*b = checkedBody{set: set}
-	b.fields = b.inline[:0]
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errBodyMissing
 	}
@@ -127,7 +158,7 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 				b.files = true
 			}
 		}
-		b.fields = append(b.fields, field{key, raw})
+		b.keep(field{key, raw})
 	}
 	if _, err := d.dec.ReadToken(); err != nil { // the closing '}'
 		return errBodyMalformed
@@ -181,7 +212,7 @@ func (b *checkedBody) checkValues(orderNo, userID, name, idNo []byte) error {
 	if err := idLikeRefusal(idLikeError(v, maxOrderNoLen, isOrderNoByte), errBodyOrderEmpty, errBodyOrderLong, errBodyOrderChars); err != nil {
 		return err
 	}
-	b.orderNo = string(v)
+	b.orderNo = v
 	if b.set == setOrderNo {
 		return nil
 	}
@@ -229,47 +260,45 @@ func (b *checkedBody) filesRequested() bool { return b.files }
 // members in the client's order, as the client wrote them. Calling it
 // again re-signs with a new nonce.
 func signBody(b *checkedBody, appID, version, ticket string) []byte {
-	var nonce string
+	var nonce [nonceLen]byte
 	if b.set.hasNonce() {
-		nonce = newNonce()
+		newNonceTo(&nonce)
 	}
-	var vals [7]string
-	return encodeSignedBody(b, appID, version, nonce, signValues(b.set.signedValues(vals[:0], b, appID, version, ticket, nonce)))
+	vals, n := b.set.signedValues(b, string(b.orderNo), appID, version, ticket, string(nonce[:]))
+	var sig [signLen]byte
+	signValuesTo(&sig, vals[:n])
+	if !b.set.hasNonce() {
+		return encodeSignedBody(b, appID, version, nil, sig[:])
+	}
+	return encodeSignedBody(b, appID, version, nonce[:], sig[:])
 }
 
-// encodeSignedBody writes b signed with nonce and sig; see signBody. An
-// empty nonce is left out.
-func encodeSignedBody(b *checkedBody, appID, version, nonce, sig string) []byte {
+// encodeSignedBody writes b signed with nonce and sig; see signBody. A nil
+// nonce is left out.
+func encodeSignedBody(b *checkedBody, appID, version string, nonce, sig []byte) []byte {
 	n := 64 + len(appID) + len(version) + len(nonce) + len(sig)
-	for _, f := range b.fields {
+	for f := range b.kept() {
 		n += len(f.key) + len(f.raw) + 2
 	}
 	out := make([]byte, 0, n)
 	// The owned members, none of whose names or values needs escaping: app
 	// IDs and versions are checked to be [A-Za-z0-9_.-], nonces and signs
 	// are alphanumeric.
-	member := func(name, value string) {
-		if len(out) == 0 {
-			out = append(out, '{')
-		} else {
-			out = append(out, ',')
-		}
-		out = append(out, '"')
-		out = append(out, name...)
-		out = append(out, `":"`...)
-		out = append(out, value...)
-		out = append(out, '"')
+	out = append(out, `{"`+fieldAppID+`":"`...)
+	out = append(out, appID...)
+	out = append(out, `","`+fieldVersion+`":"`...)
+	out = append(out, version...)
+	if nonce != nil {
+		out = append(out, `","`+fieldNonce+`":"`...)
+		out = append(out, nonce...)
 	}
-	member(fieldAppID, appID)
-	member(fieldVersion, version)
-	if nonce != "" {
-		member(fieldNonce, nonce)
-	}
-	member(fieldSign, sig)
+	out = append(out, `","`+fieldSign+`":"`...)
+	out = append(out, sig...)
+	out = append(out, '"')
 	// The client's names go on as it wrote them: the decoder has checked
 	// that they are well-formed, valid UTF-8 strings, which every reader
 	// decodes alike.
-	for _, f := range b.fields {
+	for f := range b.kept() {
 		out = append(out, ',')
 		out = append(out, f.key...)
 		out = append(out, ':')

@@ -88,7 +88,7 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	clientRaw := r.URL.RawQuery
 	urlFiles := false
 	if clientRaw == "" {
-		r.URL.RawQuery = fieldOrderNo + "=" + b.orderNo // an order number needs no escaping
+		r.URL.RawQuery = fieldOrderNo + "=" + string(b.orderNo) // an order number needs no escaping
 	} else {
 		vals, err := url.ParseQuery(clientRaw)
 		if err != nil {
@@ -104,10 +104,10 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		switch orderNos := vals[fieldOrderNo]; {
 		case len(orderNos) > 1:
 			return h.reject(w, tn, errOrderNoURLRep)
-		case len(orderNos) == 1 && orderNos[0] != b.orderNo:
+		case len(orderNos) == 1 && orderNos[0] != string(b.orderNo):
 			return h.reject(w, tn, errOrderNoURL)
 		case len(orderNos) == 0:
-			r.URL.RawQuery += "&" + fieldOrderNo + "=" + b.orderNo
+			r.URL.RawQuery += "&" + fieldOrderNo + "=" + string(b.orderNo)
 		}
 		urlFiles = urlFilesRequested(vals)
 	}
@@ -132,12 +132,16 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		hdr.Set("Content-Type", "application/json")
 	}
 	hdr.Del("Content-Encoding")
-	return h.forward(w, r, next, tn, b.orderNo, func(t *tickets.Ticket) {
+	return h.forward(w, r, next, tn, string(b.orderNo), func(t *tickets.Ticket) {
 		body := signBody(&b, tn.creds.AppID, h.version, t.Value())
 		r.Body = newBodyReader(body)
 		r.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 		r.ContentLength = int64(len(body))
-		hdr.Set("Content-Length", strconv.Itoa(len(body)))
+		if cl := hdr["Content-Length"]; len(cl) == 1 {
+			cl[0] = strconv.Itoa(len(body)) // the client's, replaced in place
+		} else {
+			hdr.Set("Content-Length", strconv.Itoa(len(body)))
+		}
 	})
 }
 

@@ -183,30 +183,44 @@ func sign(appID, orderNo, version, ticket, nonce string) string {
 // set (docs/protocol.md §6): the uppercase hex SHA1 of their concatenation
 // after sorting them in byte order. It sorts vals in place.
 func signValues(vals []string) string {
+	var out [signLen]byte
+	signValuesTo(&out, vals)
+	return string(out[:])
+}
+
+// signValuesTo is signValues writing into out, for a caller that has a
+// place for the sign already.
+func signValuesTo(out *[signLen]byte, vals []string) {
 	slices.Sort(vals)
 	buf := make([]byte, 0, 512) // on the stack; real values total about 190 bytes
 	for _, v := range vals {
 		buf = append(buf, v...)
 	}
 	sum := sha1.Sum(buf)
-	var out [signLen]byte
 	const hexUpper = "0123456789ABCDEF"
 	for i, b := range sum {
 		out[2*i] = hexUpper[b>>4]
 		out[2*i+1] = hexUpper[b&0x0f]
 	}
-	return string(out[:])
 }
 
 const nonceAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // newNonce returns 32 characters drawn uniformly from [A-Za-z0-9] with
-// crypto/rand. Bytes at or above 248 (the largest multiple of 62 that fits in
-// a byte) are rejected, so that every character is equally likely.
+// crypto/rand; see newNonceTo.
 func newNonce() string {
-	const limit = 256 - 256%len(nonceAlphabet) // 248
 	var out [nonceLen]byte
-	var buf [nonceLen + 8]byte // about 3% of bytes are rejected: one read nearly always suffices
+	newNonceTo(&out)
+	return string(out[:])
+}
+
+// newNonceTo writes 32 characters drawn uniformly from [A-Za-z0-9] with
+// crypto/rand into out. Bytes at or above 248 (the largest multiple of 62
+// that fits in a byte) are rejected, so that every character is equally
+// likely.
+func newNonceTo(out *[nonceLen]byte) {
+	const limit = 256 - 256%len(nonceAlphabet) // 248
+	var buf [nonceLen + 8]byte                 // about 3% of bytes are rejected: one read nearly always suffices
 	n := 0
 	for n < nonceLen {
 		rand.Read(buf[:]) // never returns an error; crashes the program if the OS has no randomness
@@ -220,5 +234,4 @@ func newNonce() string {
 			}
 		}
 	}
-	return string(out[:])
 }

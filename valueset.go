@@ -68,16 +68,19 @@ var urlOwned = [...]ownedNames{
 // body carries one.
 func (s valueSet) hasNonce() bool { return s != setH5FaceID }
 
-// signedValues returns the values the set signs for b, appID, version,
-// ticket and nonce (unused by the H5 set), in no particular order.
-func (s valueSet) signedValues(dst []string, b *checkedBody, appID, version, ticket, nonce string) []string {
+// signedValues returns the values the set signs for b (whose orderNo is
+// given as a string), appID, version, ticket and nonce (unused by the H5
+// set), in no particular order: the first n of vals. (An array returned,
+// not a slice appended to, and no conversion here: nothing goes to the
+// heap.)
+func (s valueSet) signedValues(b *checkedBody, orderNo, appID, version, ticket, nonce string) (vals [7]string, n int) {
 	switch s {
 	case setUserID:
-		return append(dst, appID, b.userID, version, ticket, nonce)
+		return [7]string{appID, b.userID, version, ticket, nonce}, 5
 	case setH5FaceID:
-		return append(dst, appID, b.orderNo, b.name, b.idNo, b.userID, version, ticket)
+		return [7]string{appID, orderNo, b.name, b.idNo, b.userID, version, ticket}, 7
 	default:
-		return append(dst, appID, b.orderNo, version, ticket, nonce)
+		return [7]string{appID, orderNo, version, ticket, nonce}, 5
 	}
 }
 
