@@ -114,9 +114,11 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	// Afterwards nothing later (logs, placeholders) sees the signed query or
 	// body: the client's query is put back, and the body, which was read,
 	// is the client's again.
+	rd := new(jsonBodies)
 	defer func() {
 		r.URL.RawQuery = clientRaw
-		r.Body, r.GetBody, r.ContentLength = newBodyReader(data), nil, int64(len(data))
+		rd.client.Reset(data)
+		r.Body, r.GetBody, r.ContentLength = &rd.client, nil, int64(len(data))
 	}()
 	if h.denyFiles && (b.filesRequested() || urlFiles) {
 		return h.reject(w, tn, errFilesDenied)
@@ -134,7 +136,7 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	hdr.Del("Content-Encoding")
 	return h.forward(w, r, next, tn, string(b.orderNo), func(t *tickets.Ticket) {
 		body := signBody(&b, tn.creds.AppID, h.version, t.Value())
-		r.Body = newBodyReader(body)
+		r.Body = rd.next(body)
 		r.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 		r.ContentLength = int64(len(body))
 		if cl := hdr["Content-Length"]; len(cl) == 1 {
@@ -147,6 +149,26 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 
 // bodyReader is a request body read from memory.
 type bodyReader struct{ bytes.Reader }
+
+// jsonBodies are the readers of a JSON request's bodies, allocated
+// together: the first signed one, and the client's, which the request
+// carries again once it has been passed on.
+type jsonBodies struct {
+	signed bodyReader
+	client bodyReader
+	used   bool // signed has been handed out
+}
+
+// next returns a reader of body: the first time, signed; after that (a
+// retry, while the transport may still hold the first), a new one.
+func (j *jsonBodies) next(body []byte) io.ReadCloser {
+	if j.used {
+		return newBodyReader(body)
+	}
+	j.used = true
+	j.signed.Reset(body)
+	return &j.signed
+}
 
 func newBodyReader(b []byte) *bodyReader {
 	br := new(bodyReader)
