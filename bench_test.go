@@ -71,6 +71,38 @@ func BenchmarkQueryRewrite(b *testing.B) {
 	}
 }
 
+// BenchmarkBodyRewrite is what a JSON request costs the signer: checking
+// the client's body, a nonce, the sign and the signed body, for each value
+// set.
+func BenchmarkBodyRewrite(b *testing.B) {
+	photo := strings.Repeat("QUJD", 1<<18) // 1 MiB of base64
+	for _, bc := range []struct {
+		name string
+		set  valueSet
+		body string
+	}{
+		{"queryfacerecord", setOrderNo, `{"orderNo":"FACE20261126001","getFile":"1","queryVersion":"1.0"}`},
+		{"getAdvFaceId", setUserID, `{"orderNo":"FACE20261126001","userId":"U20261126001","name":"\u5f20\u4e09","idNo":"43000000000000000X"}`},
+		{"getAdvFaceId 1 MiB photo", setUserID, `{"orderNo":"FACE20261126001","userId":"U20261126001","name":"\u5f20\u4e09","idNo":"43000000000000000X","sourcePhotoStr":"` + photo + `","sourcePhotoType":"1"}`},
+		{"geth5faceid", setH5FaceID, `{"orderNo":"FACE20261126001","userId":"U20261126001","name":"\u5f20\u4e09","idNo":"43000000000000000X"}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.body)))
+			data := []byte(bc.body)
+			for b.Loop() {
+				var cb checkedBody
+				if err := parseBody(data, bc.set, &cb); err != nil {
+					b.Fatal(err)
+				}
+				sinkBytes = signBody(&cb, testAppID, benchVersion, benchTicket)
+			}
+		})
+	}
+}
+
+var sinkBytes []byte
+
 // BenchmarkServeHTTP is the whole handler with a warm ticket, against a
 // trivial next handler that answers a fixed, realistic OCR result. The
 // "next only" case is the same request without webank_sign: the difference
