@@ -41,30 +41,6 @@ const (
 	modeJSON  = "json"
 )
 
-// jsonAPI is what the module knows of one of WeBank's JSON APIs: the
-// values it signs, and whether its requests carry images.
-type jsonAPI struct {
-	set    valueSet
-	images bool // max_body_size defaults to defaultImageBodySize
-}
-
-// jsonAPIs are the paths of WeBank's APIs signed over a JSON body
-// (docs/protocol.md §6, §8): on these, mode defaults to json, and
-// value_set and max_body_size default to the API's.
-var jsonAPIs = map[string]jsonAPI{
-	"/api/v2/base/queryfacerecord": {set: setOrderNo},
-	"/api/v2/base/queryphotoinfo":  {set: setOrderNo},
-	"/api/server/getOcrCertId":     {set: setOrderNo},
-	"/api/paas/easyface":           {set: setOrderNo},
-	"/api/paas/idcardocrapp":       {set: setOrderNo, images: true},
-	"/api/paas/bankcardocrapp":     {set: setOrderNo, images: true},
-	"/api/server/getAdvFaceId":     {set: setUserID, images: true},
-	"/api/server/getfaceid":        {set: setUserID, images: true},
-	"/api/server/getPlusFaceId":    {set: setUserID, images: true},
-	"/api/server/getWillFaceId":    {set: setUserID, images: true},
-	"/api/server/h5/geth5faceid":   {set: setH5FaceID, images: true},
-}
-
 const (
 	defaultMaxBodySize   = 1 << 20 // a result query's body is a few hundred bytes
 	defaultImageBodySize = 8 << 20 // a photo or two, base64-encoded

@@ -6,8 +6,9 @@ import (
 )
 
 // This file holds the value sets a JSON body is signed with (docs/protocol.md
-// §6): which values each one signs, which fields it owns, and the checks
-// of the fields it signs or requires. Like jsonbody.go, it is pure.
+// §6): which API signs which set, which values each one signs, which fields
+// it owns, and the checks of the fields it signs or requires. Like
+// jsonbody.go, it is pure.
 
 // valueSet is the set of values a JSON body's sign is computed over; see
 // Handler.ValueSet.
@@ -25,6 +26,30 @@ var valueSetNames = map[string]valueSet{
 	"order_no":   setOrderNo,
 	"user_id":    setUserID,
 	"h5_face_id": setH5FaceID,
+}
+
+// jsonAPI is what the module knows of one of WeBank's JSON APIs: the
+// values it signs, and whether its requests carry images.
+type jsonAPI struct {
+	set    valueSet
+	images bool // max_body_size defaults to defaultImageBodySize
+}
+
+// jsonAPIs are the paths of WeBank's APIs signed over a JSON body
+// (docs/protocol.md §6, §8): on these, mode defaults to json, and
+// value_set and max_body_size default to the API's.
+var jsonAPIs = map[string]jsonAPI{
+	"/api/v2/base/queryfacerecord": {set: setOrderNo},
+	"/api/v2/base/queryphotoinfo":  {set: setOrderNo},
+	"/api/server/getOcrCertId":     {set: setOrderNo},
+	"/api/paas/easyface":           {set: setOrderNo},
+	"/api/paas/idcardocrapp":       {set: setOrderNo, images: true},
+	"/api/paas/bankcardocrapp":     {set: setOrderNo, images: true},
+	"/api/server/getAdvFaceId":     {set: setUserID, images: true},
+	"/api/server/getfaceid":        {set: setUserID, images: true},
+	"/api/server/getPlusFaceId":    {set: setUserID, images: true},
+	"/api/server/getWillFaceId":    {set: setUserID, images: true},
+	"/api/server/h5/geth5faceid":   {set: setH5FaceID, images: true},
 }
 
 // The body fields of the userId-type and H5 value sets, spelled as WeBank's
