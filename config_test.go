@@ -44,9 +44,16 @@ func TestCaddyfileValuesCheckedOnce(t *testing.T) {
 	}
 }
 
+// provisionable is a handler of the module, for provision.
+type provisionable interface {
+	caddy.Provisioner
+	caddy.Validator
+	caddy.CleanerUpper
+}
+
 // provision provisions and validates h the way Caddy does, including the
 // Cleanup that follows a failed Validate, and returns the first error.
-func provision(t testing.TB, h *Handler) error {
+func provision(t testing.TB, h provisionable) error {
 	t.Helper()
 	ctx := testContext(t)
 	if err := h.Provision(ctx); err != nil {

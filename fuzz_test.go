@@ -127,7 +127,7 @@ func FuzzOAuthAnswers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, life, err := parseTokenAnswer(body, secret)
 		check(t, "token", v, life, tickets.MaxTokenLife, err)
-		v, life, err = parseTicketAnswer(body, secret, token)
+		v, life, err = parseTicketAnswer(ticketStep, body, secret, token)
 		check(t, "ticket", v, life, tickets.MaxTicketLife, err)
 	})
 }

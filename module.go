@@ -5,19 +5,14 @@
 package webanksign
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 func init() {
@@ -206,51 +201,8 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	if err := registerMetrics(ctx.GetMetricsRegistry(), app.cache); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
-	var emit func(string, map[string]any)
-	if events, err := ctx.App("events"); err == nil {
-		emit = func(name string, data map[string]any) { events.(*caddyevents.App).Emit(ctx, name, data) }
-	}
-	for _, c := range creds {
-		if err := app.claim(c.AppID, c.Secret, h.place); err != nil {
-			return err
-		}
-		if others := app.cache.OtherBaseURLs(c.AppID, c.BaseURL); len(others) > 0 {
-			h.logger.Warn("this app_id is also configured with another base_url; each base_url fetches its own token, and WeBank may invalidate one with the other",
-				zap.String("app_id", c.AppID), zap.String("base_url", c.BaseURL), zap.Strings("other_base_urls", others))
-		}
-		orderKey, err := hkdf.Key(sha256.New, []byte(c.Secret), nil, "webank_sign order_no log hash", 32)
-		if err != nil {
-			return err
-		}
-		handle, err := app.cache.Register(tickets.Config{
-			Credentials: c,
-			Refresh:     h.refresh,
-			Timeout:     h.timeout,
-			Storage:     ctx.Storage(),
-			Logger:      h.logger.Named("tickets"),
-			Emit:        emit,
-		})
-		if err != nil {
-			return err
-		}
-		h.tenants = append(h.tenants, &tenant{
-			creds:    c,
-			tickets:  handle,
-			signed:   metrics.requests.WithLabelValues(c.AppID, "signed", ""),
-			orderKey: orderKey,
-			logger:   h.logger,
-		})
-	}
-	if len(h.Apps) > 0 {
-		h.byID = make(map[string]*tenant, len(h.tenants))
-		for _, tn := range h.tenants {
-			h.byID[tn.creds.AppID] = tn
-		}
-	}
-	return nil
+	h.appSet, err = registerApps(ctx, app, h.place, len(h.Apps) > 0, creds, &h.appSettings, h.logger)
+	return err
 }
 
 // Validate checks the values Provision parsed against their limits. The

@@ -44,9 +44,19 @@ type entry struct {
 // The ticket itself is the entry's: an app that comes back gets the current
 // one from storage.
 type appState struct {
-	mu       sync.Mutex // protects st and nextPoll
+	mu       sync.Mutex // protects st, nextPoll and replaced
 	st       fetchState
 	nextPoll time.Time // when the refresher next polls storage
+	replaced replaced  // the ticket the current one replaced
+
+	lastStoreCheck atomic.Int64 // when a callback check last read storage, in Unix nanoseconds
+}
+
+// replaced is a ticket that a newer one replaced, and when: WeBank may
+// still sign a callback with it for a while (see SignedWith).
+type replaced struct {
+	t  *Ticket
+	at time.Time
 }
 
 // fetchState is the part of an appState that a status shows and that
@@ -116,6 +126,11 @@ func (e *entry) install(t *Ticket) *Ticket {
 			return cur
 		}
 		if e.cur.CompareAndSwap(cur, t) {
+			if cur != nil && cur.value != t.value {
+				e.app.mu.Lock()
+				e.app.replaced = replaced{cur, t.fetched}
+				e.app.mu.Unlock()
+			}
 			return t
 		}
 	}
