@@ -59,7 +59,8 @@ func (o oauthClient) Nonce(ctx context.Context, c tickets.Credentials, token, us
 	if err != nil {
 		return "", 0, err
 	}
-	return parseTicketAnswer(nonceStep, body, c.Secret, token)
+	// WeBank's msg is withheld if it echoes the user: the error is logged.
+	return parseTicketAnswer(nonceStep, body, c.Secret, token, userID)
 }
 
 // CloseIdleConnections closes the client's idle connections, when the
@@ -128,8 +129,9 @@ func parseTokenAnswer(body []byte, secret string) (string, time.Duration, error)
 
 // parseTicketAnswer reads the api_ticket endpoint's answer for step (a
 // SIGN or a NONCE ticket): the first ticket and its life, or a
-// *tickets.FetchError that holds no secret.
-func parseTicketAnswer(step string, body []byte, secret, token string) (string, time.Duration, error) {
+// *tickets.FetchError that holds no secret. WeBank's msg is withheld if it
+// holds one of withheld (the secret, the token, a NONCE fetch's user_id).
+func parseTicketAnswer(step string, body []byte, withheld ...string) (string, time.Duration, error) {
 	var tkt struct {
 		Code    json.RawMessage `json:"code"`
 		Msg     string          `json:"msg"`
@@ -141,7 +143,7 @@ func parseTicketAnswer(step string, body []byte, secret, token string) (string, 
 	if err := decodeObject(step, body, &tkt); err != nil {
 		return "", 0, err
 	}
-	if err := checkCode(step, tkt.Code, tkt.Msg, secret, token); err != nil {
+	if err := checkCode(step, tkt.Code, tkt.Msg, withheld...); err != nil {
 		return "", 0, err
 	}
 	if len(tkt.Tickets) == 0 || tkt.Tickets[0].Value == "" {

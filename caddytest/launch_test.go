@@ -237,3 +237,90 @@ func TestLaunchQueueBounded(t *testing.T) {
 		t.Errorf("the other two answers: %v, want one 200 and one 502 (the fetch the fake held)", got)
 	}
 }
+
+// Every JSON API of the launch flows through one webank_sign block whose
+// value set comes from the path: the fake checks each sign exactly, and bad
+// bodies are refused by the sidecar and never reach WeBank.
+func TestEveryLaunchAPI(t *testing.T) {
+	e := setup(t, webanktest.Options{}, launchSite(""))
+	person := map[string]string{"name": "李四", "idNo": "44030119800101002X", "userId": "userAPI01"}
+	body := func(orderNo string, extra map[string]string) map[string]string {
+		b := map[string]string{"orderNo": orderNo}
+		for k, v := range person {
+			b[k] = v
+		}
+		for k, v := range extra {
+			if v == "-" {
+				delete(b, k)
+			} else {
+				b[k] = v
+			}
+		}
+		return b
+	}
+	for i, path := range []string{webanktest.PathAdvFaceID, webanktest.PathFaceID, webanktest.PathPlusFaceID,
+		webanktest.PathWillFaceID, webanktest.PathH5FaceID} {
+		status, a := e.postJSON(path, body(fmt.Sprintf("ORDAPI%02d", i), nil))
+		if status != http.StatusOK || a["code"] != "0" {
+			t.Errorf("%s: %d %v", path, status, a)
+		}
+	}
+	status, a := e.postJSON(webanktest.PathPhotoInfo, map[string]string{"orderNo": "ORDAPI10"})
+	if code, _ := a["code"].(float64); status != http.StatusOK || code != 0 || a["code"] == nil {
+		t.Errorf("queryphotoinfo: %d %v", status, a)
+	}
+	card := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x89, 0x50}, 1<<20)) // a 2 MiB image, 2.7 MB of base64
+	status, a = e.postJSON(webanktest.PathBankCardOCR, map[string]string{"orderNo": "ORDAPI11", "bankcardStr": card})
+	if status != http.StatusOK || a["code"] != "0" {
+		t.Errorf("bankcardocrapp with a 2 MiB image: %d %v", status, a)
+	}
+	e.wantCleanSignatures()
+
+	forwarded := e.fake.Calls(webanktest.PathAdvFaceID) + e.fake.Calls(webanktest.PathH5FaceID)
+	for _, tt := range []struct {
+		name, path string
+		body       map[string]string
+		status     int
+		code       string
+	}{
+		{"no userId", webanktest.PathAdvFaceID, body("ORDBAD01", map[string]string{"userId": "-"}), 400, "user_id_missing"},
+		{"userId with a space", webanktest.PathAdvFaceID, body("ORDBAD02", map[string]string{"userId": "user 1"}), 400, "user_id_invalid"},
+		{"userId imitated", webanktest.PathAdvFaceID, body("ORDBAD03", map[string]string{"UserID": "other"}), 400, "param_name_confusable"},
+		{"no orderNo", webanktest.PathAdvFaceID, body("-", nil), 400, "order_no_missing"},
+		{"no name for H5", webanktest.PathH5FaceID, body("ORDBAD04", map[string]string{"name": "-"}), 400, "name_missing"},
+		{"idNo not alphanumeric", webanktest.PathH5FaceID, body("ORDBAD05", map[string]string{"idNo": "4403-01"}), 400, "id_no_invalid"},
+		{"name with a control character", webanktest.PathH5FaceID, body("ORDBAD06", map[string]string{"name": "李\x01四"}), 400, "name_invalid"},
+	} {
+		status, out := e.postJSON(tt.path, tt.body)
+		if status != tt.status || out["code"] != tt.code {
+			t.Errorf("%s: %d %v, want %d %s", tt.name, status, out, tt.status, tt.code)
+		}
+	}
+	if got := e.fake.Calls(webanktest.PathAdvFaceID) + e.fake.Calls(webanktest.PathH5FaceID); got != forwarded {
+		t.Errorf("%d refused requests reached the fake", got-forwarded)
+	}
+
+	// webank_sign_local's bad input is refused before a NONCE ticket is
+	// fetched.
+	nonces := e.fake.NonceTickets()
+	for _, tt := range []struct {
+		path string
+		body map[string]string
+		code string
+	}{
+		{"/webank/sdk_sign", map[string]string{"user_id": "a b"}, "user_id_invalid"},
+		{"/webank/sdk_sign", map[string]string{"user_id": "u1", "userId": "u2"}, "field_unknown"},
+		{"/webank/h5_login_url", map[string]string{"order_no": "O1", "user_id": "U1", "face_id": "F1",
+			"callback_url": "https://app.example.com/cb", "optimal_domain": "evil.example.com"}, "login_host_not_allowed"},
+		{"/webank/verify", map[string]string{"order_no": "O1", "code": "0", "sign": "not hex"}, "sign_invalid"},
+		{"/webank/launch", map[string]string{}, "endpoint_unknown"},
+	} {
+		_, out := e.postJSON(tt.path, tt.body)
+		if out["code"] != tt.code {
+			t.Errorf("%s %v: %v, want %s", tt.path, tt.body, out, tt.code)
+		}
+	}
+	if got := e.fake.NonceTickets(); got != nonces {
+		t.Errorf("refused launches fetched %d NONCE tickets", got-nonces)
+	}
+}

@@ -90,7 +90,12 @@ func run(configPath string, serve bool, port int) error {
 	for _, w := range warnings {
 		log.Printf("%s:%d: %s", w.File, w.Line, w.Message)
 	}
-	if cfg, err = quietLogs(cfg); err != nil {
+	state, err := os.MkdirTemp("", "webanksign-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(state)
+	if cfg, err = demoConfig(cfg, state); err != nil {
 		return err
 	}
 	if err := caddy.Load(cfg, true); err != nil {
@@ -212,13 +217,23 @@ func summarize(body []byte, full bool) string {
 	return strings.TrimSpace(out.String())
 }
 
-// quietLogs sets Caddy's default log level to WARN for the demo's output.
-func quietLogs(cfg []byte) ([]byte, error) {
+// demoConfig sets Caddy's default log level to WARN for the demo's output,
+// keeps Caddy's storage (the demo's ticket) in the directory state, which
+// the demo removes, and stops Caddy saving the config: the demo leaves
+// nothing behind in the user's home.
+func demoConfig(cfg []byte, state string) ([]byte, error) {
 	var c map[string]any
 	if err := json.Unmarshal(cfg, &c); err != nil {
 		return nil, err
 	}
 	c["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}}
+	c["storage"] = map[string]any{"module": "file_system", "root": state}
+	admin, _ := c["admin"].(map[string]any)
+	if admin == nil {
+		admin = map[string]any{}
+	}
+	admin["config"] = map[string]any{"persist": false}
+	c["admin"] = admin
 	return json.Marshal(c)
 }
 

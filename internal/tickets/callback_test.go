@@ -103,3 +103,27 @@ func TestSignedWithPeerTicket(t *testing.T) {
 	}
 	f.wantCalls(t, 2, 2)
 }
+
+// A ticket dropped because WeBank refused a request made with it (a retry
+// code, which a client's own bad input can draw) was, until then, the
+// app's latest: WeBank may have signed a callback with it just before.
+// It is accepted for the minute after its replacement, as a ticket
+// replaced by a scheduled refresh is.
+func TestSignedWithTicketDroppedOnRejection(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	first := f.ticket(t)
+	if !f.h.Invalidate(first) {
+		t.Fatal("invalidate refused")
+	}
+	second := f.ticket(t)
+	if second.value == first.value {
+		t.Fatal("the rejection kept the ticket")
+	}
+	if !signedWith(t, f.h, first.value) {
+		t.Error("a callback signed with the ticket just dropped was refused within the minute")
+	}
+	f.clock.Advance(tokenOverlap)
+	if signedWith(t, f.h, first.value) {
+		t.Error("the dropped ticket was still accepted a minute after its replacement")
+	}
+}

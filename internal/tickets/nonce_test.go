@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/webanksign/caddy-webanksign/webanktest"
@@ -132,5 +136,62 @@ func TestNonceTicketTokenRefused(t *testing.T) {
 	}
 	if got := fake.TokenCalls(); got != 2 {
 		t.Errorf("token calls = %d, want 2: no new token within a minute of the last forced one", got)
+	}
+}
+
+// A launch whose caller leaves while its NONCE ticket is being fetched
+// is not a failure to fetch: the fetcher's error then reads as a transport
+// failure (the real one's does), but no warning or nonce_ticket_failed
+// event is raised for it, and it is counted as canceled. Otherwise any
+// client could fill the logs and page the operator by hanging up.
+func TestNonceTicketCallerLeaves(t *testing.T) {
+	fake := webanktest.New(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
+	fake.SetFault(webanktest.NonceEndpoint, webanktest.Fault{Hang: true})
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("type") == "NONCE" {
+			arrived <- struct{}{}
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(fake.Close)
+	var events []string
+	var mu sync.Mutex
+	c := newTestCache(t, 16, nil)
+	h, err := c.Register(Config{
+		Credentials: Credentials{AppID: testAppID, Secret: testSecret, BaseURL: srv.URL},
+		Refresh:     testRefresh, Timeout: 5 * time.Second, Logger: zaptest.NewLogger(t),
+		Emit: func(name string, _ map[string]any) {
+			mu.Lock()
+			events = append(events, name)
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.NonceTicket(ctx, "user1")
+		done <- err
+	}()
+	<-arrived
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("NonceTicket succeeded for a caller that left")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(events, "nonce_ticket_failed") {
+		t.Errorf("events %v: a caller that left raised nonce_ticket_failed", events)
+	}
+	m := &dto.Metric{}
+	if err := c.metrics.nonces.WithLabelValues(testAppID, "failed", "canceled").Write(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("nonce_tickets_total{result=failed,reason=canceled} = %v, want 1", got)
 	}
 }
