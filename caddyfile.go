@@ -35,6 +35,7 @@ func init() {
 //	    fetch_timeout <duration>
 //	    retry_codes   <code...> | off
 //	    mode          query | json
+//	    value_set     order_no | user_id | h5_face_id
 //	    photos        allow | deny
 //	    max_body_size <size>
 //	    body_timeout  <duration>
@@ -42,9 +43,9 @@ func init() {
 //	}
 //
 // Either app_id and secret, or one or more app lines, are required. Every
-// value but those of mode, photos and max_body_size accepts placeholders.
-// A literal duration, mode or photos value that is wrong is reported at
-// provision time, with this block's file and line.
+// value but those of mode, value_set, photos and max_body_size accepts
+// placeholders. A literal duration, mode, value_set or photos value that
+// is wrong is reported at provision time, with this block's file and line.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
 	err := m.UnmarshalCaddyfile(h.Dispenser)
@@ -70,6 +71,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch key {
 		case "mode":
 			h.Mode = val
+		case "value_set":
+			h.ValueSet = val
 		case "photos":
 			h.Photos = val
 		case "max_body_size": // zero would mean the default in JSON: refused here

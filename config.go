@@ -39,18 +39,10 @@ const (
 	modeJSON  = "json"
 )
 
-// jsonAPIs are the paths of WeBank's APIs signed over a JSON body
-// (docs/protocol.md §8.2).
-var jsonAPIs = map[string]bool{
-	"/api/v2/base/queryfacerecord": true,
-	"/api/server/getOcrCertId":     true,
-	"/api/paas/easyface":           true,
-	"/api/paas/idcardocrapp":       true,
-}
-
 const (
-	defaultMaxBodySize = 1 << 20
-	defaultBodyTimeout = 10 * time.Second // a result query's body is a few hundred bytes
+	defaultMaxBodySize   = 1 << 20 // a result query's body is a few hundred bytes
+	defaultImageBodySize = 8 << 20 // a photo or two, base64-encoded
+	defaultBodyTimeout   = 10 * time.Second
 )
 
 var (
@@ -71,8 +63,9 @@ type settings struct {
 	appSettings               // the options webank_sign_local shares (options.go)
 	bodyWait    time.Duration // body_timeout: how long a body is waited for
 	mode        string        // "", modeQuery or modeJSON
+	valueSet    valueSet      // setByPath unless value_set is given
 	denyFiles   bool
-	maxBody     int64
+	maxBody     int64           // 0: by path and value set; see jsonRequest
 	proxyHosts  map[string]bool // normalized by normalHost
 }
 
@@ -105,7 +98,7 @@ func (s *settings) validate() error {
 }
 
 // parseRequestOptions sets up the options about the requests accepted: mode,
-// photos, max_body_size, body_timeout and proxy_hosts.
+// value_set, photos, max_body_size, body_timeout and proxy_hosts.
 func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	switch h.Mode {
 	case "", modeQuery, modeJSON:
@@ -120,10 +113,22 @@ func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	default:
 		return fmt.Errorf("photos: %q is not allow or deny", h.Photos)
 	}
-	s.maxBody = h.MaxBodySize
-	if s.maxBody == 0 {
-		s.maxBody = defaultMaxBodySize
+	if h.ValueSet != "" {
+		set, ok := valueSetNames[h.ValueSet]
+		if !ok {
+			return fmt.Errorf("value_set: %q is not order_no, user_id or h5_face_id", h.ValueSet)
+		}
+		s.valueSet = set
+		if set != setOrderNo {
+			// These sets sign JSON bodies only: json is implied, and
+			// query contradicts them.
+			if s.mode == modeQuery {
+				return fmt.Errorf("value_set: %s signs a JSON body, and needs mode json, not query", h.ValueSet)
+			}
+			s.mode = modeJSON
+		}
 	}
+	s.maxBody = h.MaxBodySize
 	var err error
 	if s.bodyWait, err = parseDuration("body_timeout", h.BodyTimeout, defaultBodyTimeout, expand); err != nil {
 		return err
@@ -152,6 +157,28 @@ func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 		}
 	}
 	return nil
+}
+
+// jsonRequest returns the value set and the largest body of a JSON request
+// for api, the entry of its path in jsonAPIs (zero if none): the
+// configured ones, else the API's, else order_no and 1 MiB. The value sets
+// other than order_no carry images wherever they are used.
+func (s *settings) jsonRequest(api jsonAPI) (valueSet, int64) {
+	set := s.valueSet
+	if set == setByPath {
+		set = api.set
+	}
+	if set == setByPath {
+		set = setOrderNo
+	}
+	limit := s.maxBody
+	if limit == 0 {
+		limit = defaultMaxBodySize
+		if api.images || set != setOrderNo {
+			limit = defaultImageBodySize
+		}
+	}
+	return set, limit
 }
 
 // normalHost returns host (host or host:port, as in a URL) in lowercase and
