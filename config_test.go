@@ -281,7 +281,7 @@ func TestJSONRequestDefaults(t *testing.T) {
 	}{
 		{"queryfacerecord", Handler{}, "/api/v2/base/queryfacerecord", "", setOrderNo, mib},
 		{"queryphotoinfo", Handler{}, "/api/v2/base/queryphotoinfo", "", setOrderNo, mib},
-		{"easyface", Handler{}, "/api/paas/easyface", "", setOrderNo, mib},
+		{"easyface uploads a selfie", Handler{}, "/api/paas/easyface", "", setOrderNo, 8 * mib},
 		{"idcardocrapp carries images", Handler{}, "/api/paas/idcardocrapp", "", setOrderNo, 8 * mib},
 		{"bankcardocrapp carries images", Handler{}, "/api/paas/bankcardocrapp", "", setOrderNo, 8 * mib},
 		{"getAdvFaceId", Handler{}, "/api/server/getAdvFaceId", "", setUserID, 8 * mib},

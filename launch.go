@@ -88,9 +88,12 @@ func (h *LocalHandler) serveH5LoginURL(w http.ResponseWriter, r *http.Request, b
 		}
 		from = v
 	}
-	redirectType, hasRedirectType := b["redirect_type"]
-	if hasRedirectType && (redirectType == "" || len(redirectType) > 2 || strings.Trim(redirectType, "0123456789") != "") {
-		return reject(errRedirectTypeInvalid)
+	redirectType := "1" // as in WeBank's template of the URL (docs/protocol.md §11)
+	if v, ok := b["redirect_type"]; ok {
+		if v == "" || len(v) > 2 || strings.Trim(v, "0123456789") != "" {
+			return reject(errRedirectTypeInvalid)
+		}
+		redirectType = v
 	}
 	tn, err := h.tenantFor(b)
 	if err != nil {
@@ -112,9 +115,8 @@ func (h *LocalHandler) serveH5LoginURL(w http.ResponseWriter, r *http.Request, b
 		"from":    {from},
 		"userId":  {userID},
 		"sign":    {signValues(vals[:])},
-	}
-	if hasRedirectType {
-		q.Set("redirectType", redirectType)
+
+		"redirectType": {redirectType},
 	}
 	login := url.URL{Scheme: h.loginScheme, Host: host, Path: "/api/web/login", RawQuery: q.Encode()}
 	countLocal(tn.creds.AppID, endpointH5LoginURL, outcomeAnswered)

@@ -205,6 +205,9 @@ func TestH5LoginURLEmptyDomain(t *testing.T) {
 	if want, _ := url.Parse(fake.URL); u.Host != want.Host || u.Query().Get("url") != "https://app.example.com/#/done" {
 		t.Errorf("login URL host %s, callback %q; want %s and the callback with its fragment", u.Host, u.Query().Get("url"), want.Host)
 	}
+	if rt := u.Query().Get("redirectType"); rt != "1" {
+		t.Errorf("redirectType = %q, want 1 (WeBank's template) when the request gives none", rt)
+	}
 }
 
 // A callback signed just before a refresh is still accepted after it, for

@@ -42,7 +42,7 @@ var jsonAPIs = map[string]jsonAPI{
 	"/api/v2/base/queryfacerecord": {set: setOrderNo},
 	"/api/v2/base/queryphotoinfo":  {set: setOrderNo},
 	"/api/server/getOcrCertId":     {set: setOrderNo},
-	"/api/paas/easyface":           {set: setOrderNo},
+	"/api/paas/easyface":           {set: setOrderNo, images: true}, // uploads a selfie
 	"/api/paas/idcardocrapp":       {set: setOrderNo, images: true},
 	"/api/paas/bankcardocrapp":     {set: setOrderNo, images: true},
 	"/api/server/getAdvFaceId":     {set: setUserID, images: true},

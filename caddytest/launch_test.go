@@ -286,7 +286,7 @@ func TestEveryLaunchAPI(t *testing.T) {
 		{"no userId", webanktest.PathAdvFaceID, body("ORDBAD01", map[string]string{"userId": "-"}), 400, "user_id_missing"},
 		{"userId with a space", webanktest.PathAdvFaceID, body("ORDBAD02", map[string]string{"userId": "user 1"}), 400, "user_id_invalid"},
 		{"userId imitated", webanktest.PathAdvFaceID, body("ORDBAD03", map[string]string{"UserID": "other"}), 400, "param_name_confusable"},
-		{"no orderNo", webanktest.PathAdvFaceID, body("-", nil), 400, "order_no_missing"},
+		{"no orderNo", webanktest.PathAdvFaceID, body("ORDBAD00", map[string]string{"orderNo": "-"}), 400, "order_no_missing"},
 		{"no name for H5", webanktest.PathH5FaceID, body("ORDBAD04", map[string]string{"name": "-"}), 400, "name_missing"},
 		{"idNo not alphanumeric", webanktest.PathH5FaceID, body("ORDBAD05", map[string]string{"idNo": "4403-01"}), 400, "id_no_invalid"},
 		{"name with a control character", webanktest.PathH5FaceID, body("ORDBAD06", map[string]string{"name": "李\x01四"}), 400, "name_invalid"},

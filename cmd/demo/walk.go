@@ -83,7 +83,13 @@ func walk(fake *webanktest.Server, sidecar string) error {
 	}
 	fmt.Printf("  ← code %s\n\n", rec.Code)
 
-	var sdk struct{ AppID, UserID, Nonce, Version, Sign string }
+	var sdk struct {
+		AppID   string `json:"app_id"`
+		UserID  string `json:"user_id"`
+		Nonce   string `json:"nonce"`
+		Version string `json:"version"`
+		Sign    string `json:"sign"`
+	}
 	if err := step("6. and a launch in the mobile SDK: the app asks the sidecar for the SDK's sign",
 		sidecar+"/webank/sdk_sign", map[string]string{"user_id": "user20261127"}, &sdk); err != nil {
 		return err
