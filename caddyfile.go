@@ -11,8 +11,9 @@ import (
 	"github.com/dustin/go-humanize"
 )
 
-// This file holds every Caddyfile parser of the module: the webank_sign
-// and webank_sign_health directives and the webank_sign global option.
+// This file holds every Caddyfile parser of the module: the webank_sign,
+// webank_sign_local and webank_sign_health directives and the webank_sign
+// global option.
 // They check syntax only (how many values, repeats, unknown names) and
 // convert what the JSON holds in another type (a size to bytes); the
 // values themselves are checked once, at provision time (config.go), for
@@ -34,6 +35,7 @@ func init() {
 //	    fetch_timeout <duration>
 //	    retry_codes   <code...> | off
 //	    mode          query | json
+//	    value_set     order_no | user_id | h5_face_id
 //	    photos        allow | deny
 //	    max_body_size <size>
 //	    body_timeout  <duration>
@@ -41,9 +43,9 @@ func init() {
 //	}
 //
 // Either app_id and secret, or one or more app lines, are required. Every
-// value but those of mode, photos and max_body_size accepts placeholders.
-// A literal duration, mode or photos value that is wrong is reported at
-// provision time, with this block's file and line.
+// value but those of mode, value_set, photos and max_body_size accepts
+// placeholders. A literal duration, mode, value_set or photos value that
+// is wrong is reported at provision time, with this block's file and line.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
 	err := m.UnmarshalCaddyfile(h.Dispenser)
@@ -52,64 +54,25 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile sets up h from Caddyfile tokens; see parseCaddyfile.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	h.Source = d.File() + ":" + strconv.Itoa(d.Line())
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(map[string]bool)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		key := d.Val()
-		args := d.RemainingArgs()
-		if key == "app" {
-			if len(args) != 2 {
-				return d.Errf("app takes an app_id and a secret, got %d values", len(args))
-			}
-			for _, a := range h.Apps {
-				if a.AppID == args[0] {
-					return d.Errf("app %s already specified", args[0])
-				}
-			}
-			h.Apps = append(h.Apps, AppCredentials{AppID: args[0], Secret: args[1]})
-			continue
-		}
-		if seen[key] {
-			return d.Errf("%s already specified", key)
-		}
-		seen[key] = true
+	o := h.appOptions()
+	err := unmarshalBlock(d, &h.Source, &o, func(key string, args []string) error {
 		switch key {
-		case "retry_codes":
-			if len(args) == 0 {
-				return d.Errf("retry_codes needs at least one code, or off")
-			}
-			h.RetryCodes = args
-			continue
 		case "proxy_hosts":
 			if len(args) == 0 {
 				return d.Errf("proxy_hosts needs at least one host")
 			}
 			h.ProxyHosts = args
-			continue
+			return nil
 		}
 		if len(args) != 1 {
 			return d.Errf("%s takes exactly one value, got %d", key, len(args))
 		}
 		val := args[0]
 		switch key {
-		case "app_id":
-			h.AppID = val
-		case "secret":
-			h.Secret = val
-		case "base_url":
-			h.BaseURL = val
-		case "version":
-			h.Version = val
-		case "refresh":
-			h.Refresh = val
-		case "fetch_timeout":
-			h.FetchTimeout = val
 		case "mode":
 			h.Mode = val
+		case "value_set":
+			h.ValueSet = val
 		case "photos":
 			h.Photos = val
 		case "max_body_size": // zero would mean the default in JSON: refused here
@@ -123,8 +86,131 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective %q", key)
 		}
+		return nil
+	})
+	h.AppID, h.Secret, h.Apps, h.BaseURL, h.Version = o.AppID, o.Secret, o.Apps, o.BaseURL, o.Version
+	h.Refresh, h.FetchTimeout, h.RetryCodes = o.Refresh, o.FetchTimeout, o.RetryCodes
+	return err
+}
+
+// parseLocalCaddyfile sets up a webank_sign_local handler from Caddyfile
+// tokens. Syntax:
+//
+//	webank_sign_local [<matcher>] {
+//	    app_id        <wbappid>            # app_id to retry_codes: as for webank_sign
+//	    secret        <secret>
+//	    app           <wbappid> <secret>
+//	    base_url      <url>
+//	    version       <version>
+//	    refresh       <duration>
+//	    fetch_timeout <duration>
+//	    retry_codes   <code...> | off
+//	    nonce_limit   <n>
+//	    nonce_queue   <n>
+//	    login_url     <url>
+//	    login_hosts   <host...>
+//	    callback_hosts <host...>
+//	}
+func parseLocalCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(LocalHandler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up h from Caddyfile tokens; see
+// parseLocalCaddyfile.
+func (h *LocalHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	o := h.appOptions()
+	err := unmarshalBlock(d, &h.Source, &o, func(key string, args []string) error {
+		switch key {
+		case "login_hosts", "callback_hosts":
+			if len(args) == 0 {
+				return d.Errf("%s needs at least one host", key)
+			}
+			if key == "login_hosts" {
+				h.LoginHosts = args
+			} else {
+				h.CallbackHosts = args
+			}
+			return nil
+		}
+		if len(args) != 1 {
+			return d.Errf("%s takes exactly one value, got %d", key, len(args))
+		}
+		val := args[0]
+		switch key {
+		case "login_url":
+			h.LoginURL = val
+		case "nonce_limit", "nonce_queue": // zero would mean the default in JSON: refused here
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return d.Errf("%s: %q is not a positive number", key, val)
+			}
+			if key == "nonce_limit" {
+				h.NonceLimit = n
+			} else {
+				h.NonceQueue = n
+			}
+		default:
+			return d.Errf("unrecognized subdirective %q", key)
+		}
+		return nil
+	})
+	h.AppID, h.Secret, h.Apps, h.BaseURL, h.Version = o.AppID, o.Secret, o.Apps, o.BaseURL, o.Version
+	h.Refresh, h.FetchTimeout, h.RetryCodes = o.Refresh, o.FetchTimeout, o.RetryCodes
+	return err
+}
+
+// unmarshalBlock reads a handler's block: the options both handlers share
+// into o, each other subdirective through other. It records the block's
+// place in source.
+func unmarshalBlock(d *caddyfile.Dispenser, source *string, o *appOptions, other func(key string, args []string) error) error {
+	d.Next() // consume directive name
+	*source = d.File() + ":" + strconv.Itoa(d.Line())
+	if d.NextArg() {
+		return d.ArgErr()
 	}
-	if len(h.Apps) > 0 && (h.AppID != "" || h.Secret != "") {
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		args := d.RemainingArgs()
+		if key == "app" {
+			if len(args) != 2 {
+				return d.Errf("app takes an app_id and a secret, got %d values", len(args))
+			}
+			for _, a := range o.Apps {
+				if a.AppID == args[0] {
+					return d.Errf("app %s already specified", args[0])
+				}
+			}
+			o.Apps = append(o.Apps, AppCredentials{AppID: args[0], Secret: args[1]})
+			continue
+		}
+		if seen[key] {
+			return d.Errf("%s already specified", key)
+		}
+		seen[key] = true
+		if key == "retry_codes" {
+			if len(args) == 0 {
+				return d.Errf("retry_codes needs at least one code, or off")
+			}
+			o.RetryCodes = args
+			continue
+		}
+		field := map[string]*string{"app_id": &o.AppID, "secret": &o.Secret, "base_url": &o.BaseURL,
+			"version": &o.Version, "refresh": &o.Refresh, "fetch_timeout": &o.FetchTimeout}[key]
+		if field == nil {
+			if err := other(key, args); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(args) != 1 {
+			return d.Errf("%s takes exactly one value, got %d", key, len(args))
+		}
+		*field = args[0]
+	}
+	if len(o.Apps) > 0 && (o.AppID != "" || o.Secret != "") {
 		return d.Errf("app cannot be combined with app_id and secret: give every app with an app line")
 	}
 	return nil

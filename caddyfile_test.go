@@ -26,6 +26,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				fetch_timeout 5s
 				retry_codes   15 400101 66660001
 				mode          json
+				value_set     user_id
 				photos        deny
 				max_body_size 4MiB
 				body_timeout  5s
@@ -35,7 +36,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				AppID: "{env.WEBANK_APP_ID}", Secret: "{env.WEBANK_SECRET}",
 				BaseURL: "https://kyc1.qcloud.com", Version: "1.0.0", Refresh: "15m",
 				FetchTimeout: "5s", RetryCodes: []string{"15", "400101", "66660001"},
-				Mode: "json", Photos: "deny", MaxBodySize: 4 << 20, BodyTimeout: "5s",
+				Mode: "json", ValueSet: "user_id", Photos: "deny", MaxBodySize: 4 << 20, BodyTimeout: "5s",
 				ProxyHosts: []string{"idasc.webank.com", "kyc1.qcloud.com:80"},
 			},
 		},
@@ -56,6 +57,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			input: "webank_sign {\n refresh {env.REFRESH}\n}",
 			want:  Handler{Refresh: "{env.REFRESH}"},
 		},
+		{name: "value_set twice", input: "webank_sign {\n value_set user_id\n value_set order_no\n}", wantErr: "value_set already specified"},
+		{name: "value_set without a value", input: "webank_sign {\n value_set\n}", wantErr: "value_set takes exactly one value"},
 		{name: "retry off", input: "webank_sign {\n retry_codes off\n}", want: Handler{RetryCodes: []string{"off"}}},
 		{name: "inline argument", input: "webank_sign IDA1", wantErr: "wrong argument count"},
 		{name: "unknown subdirective", input: "webank_sign {\n appid IDA1\n}", wantErr: `unrecognized subdirective "appid"`},

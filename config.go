@@ -1,7 +1,6 @@
 package webanksign
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
@@ -41,18 +39,10 @@ const (
 	modeJSON  = "json"
 )
 
-// jsonAPIs are the paths of WeBank's APIs signed over a JSON body
-// (docs/protocol.md §8.2).
-var jsonAPIs = map[string]bool{
-	"/api/v2/base/queryfacerecord": true,
-	"/api/server/getOcrCertId":     true,
-	"/api/paas/easyface":           true,
-	"/api/paas/idcardocrapp":       true,
-}
-
 const (
-	defaultMaxBodySize = 1 << 20
-	defaultBodyTimeout = 10 * time.Second // a result query's body is a few hundred bytes
+	defaultMaxBodySize   = 1 << 20 // a result query's body is a few hundred bytes
+	defaultImageBodySize = 8 << 20 // a photo or two, base64-encoded
+	defaultBodyTimeout   = 10 * time.Second
 )
 
 var (
@@ -70,173 +60,45 @@ type expandFunc func(option, val, def string) (string, error)
 // settings are the values a Handler runs with, parsed once, at provision
 // time, from its options. The Handler embeds them.
 type settings struct {
-	baseURL    string
-	version    string
-	refresh    time.Duration
-	timeout    time.Duration
-	bodyWait   time.Duration   // body_timeout: how long a body is waited for
-	retryCodes map[string]bool // nil: no retry
-	mode       string          // "", modeQuery or modeJSON
-	denyFiles  bool
-	maxBody    int64
-	proxyHosts map[string]bool // normalized by normalHost
+	appSettings               // the options webank_sign_local shares (options.go)
+	bodyWait    time.Duration // body_timeout: how long a body is waited for
+	mode        string        // "", modeQuery or modeJSON
+	valueSet    valueSet      // setByPath unless value_set is given
+	denyFiles   bool
+	maxBody     int64           // 0: by path and value set; see jsonRequest
+	proxyHosts  map[string]bool // normalized by normalHost
 }
 
 // parse expands and parses h's options into s, and returns the
 // credentials of the apps h signs for.
 func (s *settings) parse(h *Handler) ([]tickets.Credentials, error) {
-	repl := caddy.NewReplacer()
-	expand := func(option, val, def string) (string, error) {
-		if val == "" {
-			return def, nil
-		}
-		out, err := repl.ReplaceOrErr(val, true, true)
-		if err != nil {
-			return "", fmt.Errorf("%s: expanding placeholders: %w", option, err)
-		}
-		return out, nil
-	}
-	base, err := expand("base_url", h.BaseURL, defaultBaseURL)
+	expand := newExpander()
+	creds, err := s.appSettings.parse(h.appOptions(), h.logger, expand)
 	if err != nil {
-		return nil, err
-	}
-	if s.baseURL, err = parseBaseURL(base); err != nil {
-		return nil, fmt.Errorf("base_url: %w", err)
-	}
-	if u, _ := url.Parse(s.baseURL); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		h.logger.Warn("base_url uses plain http: the secret and the access token cross the network unencrypted",
-			zap.String("base_url", s.baseURL))
-	}
-	if s.version, err = expand("version", h.Version, defaultVersion); err != nil {
-		return nil, err
-	}
-	if s.refresh, err = parseDuration("refresh", h.Refresh, defaultRefresh, expand); err != nil {
-		return nil, err
-	}
-	if s.timeout, err = parseDuration("fetch_timeout", h.FetchTimeout, defaultFetchTimeout, expand); err != nil {
-		return nil, err
-	}
-	if s.retryCodes, err = parseRetryCodes(h.RetryCodes, expand); err != nil {
 		return nil, err
 	}
 	if err := s.parseRequestOptions(h, expand); err != nil {
 		return nil, err
 	}
-	return credentials(h, s.baseURL, expand)
-}
-
-// parseRetryCodes expands retry_codes; nil means no retry ("off").
-func parseRetryCodes(codes []string, expand expandFunc) (map[string]bool, error) {
-	if len(codes) == 0 {
-		codes = defaultRetryCodes
-	}
-	out := make(map[string]bool, len(codes))
-	for _, c := range codes {
-		code, err := expand("retry_codes", c, "")
-		if err != nil {
-			return nil, err
-		}
-		out[code] = true
-	}
-	if out["off"] {
-		if len(out) > 1 {
-			return nil, errors.New("retry_codes: 'off' cannot be combined with codes")
-		}
-		return nil, nil
-	}
-	return out, nil
+	return creds, nil
 }
 
 // validate checks the parsed values against their limits.
 func (s *settings) validate() error {
+	if err := s.appSettings.validate(); err != nil {
+		return err
+	}
 	switch {
-	case !versionPattern.MatchString(s.version):
-		return fmt.Errorf("version: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", s.version)
-	case s.refresh < time.Second:
-		return fmt.Errorf("refresh: must be at least 1s, not %v", s.refresh)
-	case s.timeout <= 0:
-		return fmt.Errorf("fetch_timeout: must be positive, not %v", s.timeout)
 	case s.maxBody < 0:
 		return fmt.Errorf("max_body_size: must be positive, not %d", s.maxBody)
 	case s.bodyWait <= 0:
 		return fmt.Errorf("body_timeout: must be positive, not %v", s.bodyWait)
 	}
-	for code := range s.retryCodes {
-		if code == "" || code == "0" {
-			return fmt.Errorf("retry_codes: %q is not an error code", code)
-		}
-	}
 	return nil
 }
 
-// credentials expands the apps' credentials and checks them.
-func credentials(h *Handler, baseURL string, expand expandFunc) ([]tickets.Credentials, error) {
-	one := func(option string, appID, secret string) (tickets.Credentials, error) {
-		c := tickets.Credentials{BaseURL: baseURL}
-		var err error
-		if appID == "" {
-			return c, fmt.Errorf("%sapp_id is required", option)
-		}
-		if c.AppID, err = expand(option+"app_id", appID, ""); err != nil {
-			return c, err
-		}
-		if !appIDPattern.MatchString(c.AppID) {
-			if len(c.AppID) > 16 { // perhaps the secret, given in its place: not shown
-				return c, fmt.Errorf("%sapp_id: a value of %d characters is not 1 to 32 characters of [A-Za-z0-9_.-]; the value is not shown, in case it is the secret in the wrong place", option, len(c.AppID))
-			}
-			return c, fmt.Errorf("%sapp_id: %q is not 1 to 32 characters of [A-Za-z0-9_.-]", option, c.AppID)
-		}
-		if strings.Trim(c.AppID, ".") == "" { // a path element of the storage key: . or .. would leave webank_sign/
-			return c, fmt.Errorf("%sapp_id: %q is only dots", option, c.AppID)
-		}
-		if secret == "" {
-			return c, fmt.Errorf("%ssecret is required", option)
-		}
-		if c.Secret, err = expand(option+"secret", secret, ""); err != nil {
-			if !isPlaceholder(secret) {
-				// A literal secret with braces in it: the replacer's error
-				// would quote part of it.
-				return c, fmt.Errorf("%ssecret: it has braces but is not one {…} placeholder; the value is not shown", option)
-			}
-			return c, err
-		}
-		if c.Secret == "" {
-			return c, fmt.Errorf("%ssecret: is empty", option)
-		}
-		if !isPlaceholder(secret) {
-			h.logger.Warn("secret is written into the config, where the admin API, `caddy adapt` and Caddy's debug log of the config show it; give it as a placeholder such as {env.WEBANK_SECRET} or {file./run/secrets/webank}",
-				zap.String("app_id", c.AppID))
-		}
-		return c, nil
-	}
-	if len(h.Apps) == 0 {
-		c, err := one("", h.AppID, h.Secret)
-		if err != nil {
-			return nil, err
-		}
-		return []tickets.Credentials{c}, nil
-	}
-	if h.AppID != "" || h.Secret != "" {
-		return nil, errors.New("app_id and secret cannot be combined with apps: give every app in apps")
-	}
-	out := make([]tickets.Credentials, 0, len(h.Apps))
-	for i, a := range h.Apps {
-		c, err := one(fmt.Sprintf("apps[%d].", i), a.AppID, a.Secret)
-		if err != nil {
-			return nil, err
-		}
-		for _, prev := range out {
-			if prev.AppID == c.AppID {
-				return nil, fmt.Errorf("apps[%d]: app_id %s is listed more than once", i, c.AppID)
-			}
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
 // parseRequestOptions sets up the options about the requests accepted: mode,
-// photos, max_body_size, body_timeout and proxy_hosts.
+// value_set, photos, max_body_size, body_timeout and proxy_hosts.
 func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	switch h.Mode {
 	case "", modeQuery, modeJSON:
@@ -251,10 +113,22 @@ func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 	default:
 		return fmt.Errorf("photos: %q is not allow or deny", h.Photos)
 	}
-	s.maxBody = h.MaxBodySize
-	if s.maxBody == 0 {
-		s.maxBody = defaultMaxBodySize
+	if h.ValueSet != "" {
+		set, ok := valueSetNames[h.ValueSet]
+		if !ok {
+			return fmt.Errorf("value_set: %q is not order_no, user_id or h5_face_id", h.ValueSet)
+		}
+		s.valueSet = set
+		if set != setOrderNo {
+			// These sets sign JSON bodies only: json is implied, and
+			// query contradicts them.
+			if s.mode == modeQuery {
+				return fmt.Errorf("value_set: %s signs a JSON body, and needs mode json, not query", h.ValueSet)
+			}
+			s.mode = modeJSON
+		}
 	}
+	s.maxBody = h.MaxBodySize
 	var err error
 	if s.bodyWait, err = parseDuration("body_timeout", h.BodyTimeout, defaultBodyTimeout, expand); err != nil {
 		return err
@@ -283,6 +157,28 @@ func (s *settings) parseRequestOptions(h *Handler, expand expandFunc) error {
 		}
 	}
 	return nil
+}
+
+// jsonRequest returns the value set and the largest body of a JSON request
+// for api, the entry of its path in jsonAPIs (zero if none): the
+// configured ones, else the API's, else order_no and 1 MiB. The value sets
+// other than order_no carry images wherever they are used.
+func (s *settings) jsonRequest(api jsonAPI) (valueSet, int64) {
+	set := s.valueSet
+	if set == setByPath {
+		set = api.set
+	}
+	if set == setByPath {
+		set = setOrderNo
+	}
+	limit := s.maxBody
+	if limit == 0 {
+		limit = defaultMaxBodySize
+		if api.images || set != setOrderNo {
+			limit = defaultImageBodySize
+		}
+	}
+	return set, limit
 }
 
 // normalHost returns host (host or host:port, as in a URL) in lowercase and

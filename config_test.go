@@ -44,9 +44,16 @@ func TestCaddyfileValuesCheckedOnce(t *testing.T) {
 	}
 }
 
+// provisionable is a handler of the module, for provision.
+type provisionable interface {
+	caddy.Provisioner
+	caddy.Validator
+	caddy.CleanerUpper
+}
+
 // provision provisions and validates h the way Caddy does, including the
 // Cleanup that follows a failed Validate, and returns the first error.
-func provision(t testing.TB, h *Handler) error {
+func provision(t testing.TB, h provisionable) error {
 	t.Helper()
 	ctx := testContext(t)
 	if err := h.Provision(ctx); err != nil {
@@ -131,6 +138,11 @@ func TestProvisionAndValidate(t *testing.T) {
 		{name: "app with bad app_id", h: Handler{Apps: []AppCredentials{{"ID 1", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "ID 1" is not`},
 		{name: "app_id and secret swapped", h: Handler{Apps: []AppCredentials{{"{env.WBS_TEST_LONG}", "IDA1"}}}, wantErr: "apps[0].app_id: a value of 64 characters is not 1 to 32 characters"},
 		{name: "bad mode", h: ok(Handler{Mode: "form"}), wantErr: `mode: "form" is not query or json`},
+		{name: "bad value_set", h: ok(Handler{ValueSet: "userId"}), wantErr: `value_set: "userId" is not order_no, user_id or h5_face_id`},
+		{name: "value_set user_id with mode query", h: ok(Handler{ValueSet: "user_id", Mode: "query"}), wantErr: "value_set: user_id signs a JSON body, and needs mode json, not query"},
+		{name: "value_set h5_face_id with mode query", h: ok(Handler{ValueSet: "h5_face_id", Mode: "query"}), wantErr: "value_set: h5_face_id signs a JSON body"},
+		{name: "value_set order_no with mode query", h: ok(Handler{ValueSet: "order_no", Mode: "query"})},
+		{name: "value_set user_id with mode json", h: ok(Handler{ValueSet: "user_id", Mode: "json"})},
 		{name: "bad photos", h: ok(Handler{Photos: "strip"}), wantErr: `photos: "strip" is not allow or deny`},
 		{name: "negative max_body_size", h: ok(Handler{MaxBodySize: -1}), wantErr: "max_body_size: must be positive"},
 		{name: "placeholder body_timeout", h: ok(Handler{BodyTimeout: "{env.WBS_TEST_REFRESH}"})},
@@ -250,5 +262,55 @@ func TestProvisionDefaults(t *testing.T) {
 	}
 	if !h.retryCodes["15"] || !h.retryCodes["400101"] || len(h.retryCodes) != 2 {
 		t.Errorf("retry codes = %v, want 15 and 400101", h.retryCodes)
+	}
+}
+
+// TestJSONRequestDefaults checks the value set and body limit of a JSON
+// request: configured, else by path (jsonAPIs), else order_no and 1 MiB;
+// and that a value set other than order_no implies mode json.
+func TestJSONRequestDefaults(t *testing.T) {
+	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
+	const mib = 1 << 20
+	tests := []struct {
+		name      string
+		h         Handler
+		path      string
+		wantMode  string // the mode parsed: "" is by path
+		wantSet   valueSet
+		wantLimit int64
+	}{
+		{"queryfacerecord", Handler{}, "/api/v2/base/queryfacerecord", "", setOrderNo, mib},
+		{"queryphotoinfo", Handler{}, "/api/v2/base/queryphotoinfo", "", setOrderNo, mib},
+		{"easyface uploads a selfie", Handler{}, "/api/paas/easyface", "", setOrderNo, 8 * mib},
+		{"idcardocrapp carries images", Handler{}, "/api/paas/idcardocrapp", "", setOrderNo, 8 * mib},
+		{"bankcardocrapp carries images", Handler{}, "/api/paas/bankcardocrapp", "", setOrderNo, 8 * mib},
+		{"getAdvFaceId", Handler{}, "/api/server/getAdvFaceId", "", setUserID, 8 * mib},
+		{"getfaceid", Handler{}, "/api/server/getfaceid", "", setUserID, 8 * mib},
+		{"getPlusFaceId", Handler{}, "/api/server/getPlusFaceId", "", setUserID, 8 * mib},
+		{"getWillFaceId", Handler{}, "/api/server/getWillFaceId", "", setUserID, 8 * mib},
+		{"geth5faceid", Handler{}, "/api/server/h5/geth5faceid", "", setH5FaceID, 8 * mib},
+		{"another path in json mode", Handler{Mode: "json"}, "/mine", modeJSON, setOrderNo, mib},
+		{"another path, user_id implies json", Handler{ValueSet: "user_id"}, "/mine", modeJSON, setUserID, 8 * mib},
+		{"another path, h5_face_id implies json", Handler{ValueSet: "h5_face_id"}, "/mine", modeJSON, setH5FaceID, 8 * mib},
+		{"order_no implies nothing", Handler{ValueSet: "order_no"}, "/mine", "", setOrderNo, mib},
+		{"configured over the path's", Handler{ValueSet: "order_no"}, "/api/server/getfaceid", "", setOrderNo, 8 * mib},
+		{"max_body_size whatever the path", Handler{MaxBodySize: 2 * mib}, "/api/server/getfaceid", "", setUserID, 2 * mib},
+		{"max_body_size on a result query", Handler{MaxBodySize: 100}, "/api/v2/base/queryfacerecord", "", setOrderNo, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.h
+			h.AppID, h.Secret, h.BaseURL = "IDA00001", "{env.WBS_TEST_SECRET}", "http://127.0.0.1:1"
+			if err := provision(t, &h); err != nil {
+				t.Fatal(err)
+			}
+			if h.mode != tt.wantMode {
+				t.Errorf("mode = %q, want %q", h.mode, tt.wantMode)
+			}
+			set, limit := h.jsonRequest(jsonAPIs[tt.path])
+			if set != tt.wantSet || limit != tt.wantLimit {
+				t.Errorf("jsonRequest(%s) = %d, %d; want %d, %d", tt.path, set, limit, tt.wantSet, tt.wantLimit)
+			}
+		})
 	}
 }

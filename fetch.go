@@ -47,6 +47,22 @@ func (o oauthClient) Ticket(ctx context.Context, c tickets.Credentials, token st
 	return fetchSignTicket(ctx, o.client, c, token)
 }
 
+// Nonce implements tickets.Fetcher.
+func (o oauthClient) Nonce(ctx context.Context, c tickets.Credentials, token, userID string) (string, time.Duration, error) {
+	body, err := getBody(ctx, o.client, nonceStep, c.BaseURL+"/api/oauth2/api_ticket", url.Values{
+		"app_id":       {c.AppID},
+		"access_token": {token},
+		"type":         {"NONCE"},
+		"version":      {oauthVersion},
+		"user_id":      {userID},
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	// WeBank's msg is withheld if it echoes the user: the error is logged.
+	return parseTicketAnswer(nonceStep, body, c.Secret, token, userID)
+}
+
 // CloseIdleConnections closes the client's idle connections, when the
 // cache is closed.
 func (o oauthClient) CloseIdleConnections() { o.client.CloseIdleConnections() }
@@ -77,12 +93,13 @@ func fetchSignTicket(ctx context.Context, client *http.Client, c tickets.Credent
 	if err != nil {
 		return "", 0, err
 	}
-	return parseTicketAnswer(body, c.Secret, token)
+	return parseTicketAnswer(ticketStep, body, c.Secret, token)
 }
 
 const (
 	tokenStep  = "access token"
 	ticketStep = "SIGN ticket"
+	nonceStep  = "NONCE ticket"
 )
 
 // parseTokenAnswer reads the access_token endpoint's answer: the token and
@@ -110,9 +127,11 @@ func parseTokenAnswer(body []byte, secret string) (string, time.Duration, error)
 	return tok.AccessToken, life, nil
 }
 
-// parseTicketAnswer reads the api_ticket endpoint's answer: the first
-// ticket and its life, or a *tickets.FetchError that holds no secret.
-func parseTicketAnswer(body []byte, secret, token string) (string, time.Duration, error) {
+// parseTicketAnswer reads the api_ticket endpoint's answer for step (a
+// SIGN or a NONCE ticket): the first ticket and its life, or a
+// *tickets.FetchError that holds no secret. WeBank's msg is withheld if it
+// holds one of withheld (the secret, the token, a NONCE fetch's user_id).
+func parseTicketAnswer(step string, body []byte, withheld ...string) (string, time.Duration, error) {
 	var tkt struct {
 		Code    json.RawMessage `json:"code"`
 		Msg     string          `json:"msg"`
@@ -121,16 +140,16 @@ func parseTicketAnswer(body []byte, secret, token string) (string, time.Duration
 			ExpireIn json.RawMessage `json:"expire_in"`
 		} `json:"tickets"`
 	}
-	if err := decodeObject(ticketStep, body, &tkt); err != nil {
+	if err := decodeObject(step, body, &tkt); err != nil {
 		return "", 0, err
 	}
-	if err := checkCode(ticketStep, tkt.Code, tkt.Msg, secret, token); err != nil {
+	if err := checkCode(step, tkt.Code, tkt.Msg, withheld...); err != nil {
 		return "", 0, err
 	}
 	if len(tkt.Tickets) == 0 || tkt.Tickets[0].Value == "" {
-		return "", 0, fetchErr(ticketStep, "malformed", "answer has no tickets[0].value")
+		return "", 0, fetchErr(step, "malformed", "answer has no tickets[0].value")
 	}
-	life, err := parseExpireIn(ticketStep, tkt.Tickets[0].ExpireIn, tickets.MaxTicketLife)
+	life, err := parseExpireIn(step, tkt.Tickets[0].ExpireIn, tickets.MaxTicketLife)
 	if err != nil {
 		return "", 0, err
 	}
@@ -194,7 +213,8 @@ func checkCode(step string, raw json.RawMessage, msg string, secrets ...string) 
 	if len(msg) > 200 {
 		msg = msg[:200]
 	}
-	return fetchErr(step, "code", fmt.Sprintf("endpoint answered code %q: %s", code, strings.ToValidUTF8(msg, "")))
+	return &tickets.FetchError{Step: step, Class: "code", Code: code,
+		Msg: fmt.Sprintf("endpoint answered code %q: %s", code, strings.ToValidUTF8(msg, ""))}
 }
 
 // parseExpireIn reads expire_in, which WeBank sends as a number or a string of
@@ -256,7 +276,10 @@ func redactURLError(err error) error {
 // follows redirects: a redirect is reported, not chased with the secret.
 func newOAuthClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2
+	// Token and SIGN ticket fetches are rare, but a burst of launches
+	// fetches as many NONCE tickets as the in-flight bound allows: keep
+	// that many connections, so that a burst pays no new TLS handshakes.
+	tr.MaxIdleConnsPerHost = tickets.DefaultNonceLimit
 	return &http.Client{
 		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {

@@ -134,3 +134,23 @@ func TestRedactURLError(t *testing.T) {
 		t.Errorf("redactURLError = %q", got)
 	}
 }
+
+// A NONCE fetch's error is logged, emitted and counted: if WeBank's
+// message echoes the user_id the launch was for, the message is withheld,
+// as it is when it echoes the secret or the token. The code stays.
+func TestNonceFetchErrorHoldsNoUserID(t *testing.T) {
+	const userID = "customer_8842093"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"code":"400101","msg":"user_id ` + r.URL.Query().Get("user_id") + ` is not allowed"}`))
+	}))
+	defer srv.Close()
+	_, _, err := oauthClient{newOAuthClient()}.Nonce(context.Background(), tickets.Credentials{AppID: "IDA1", Secret: "unit-secret-value", BaseURL: srv.URL}, "unit-access-token", userID)
+	var fe *tickets.FetchError
+	if !errors.As(err, &fe) || fe.Class != "code" || fe.Code != "400101" {
+		t.Fatalf("Nonce error = %v, want class code, code 400101", err)
+	}
+	if strings.Contains(err.Error(), userID) {
+		t.Errorf("error %q holds the user_id", err)
+	}
+}

@@ -1,6 +1,7 @@
 package webanksign
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,9 +9,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
@@ -124,7 +127,7 @@ func FuzzOAuthAnswers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, life, err := parseTokenAnswer(body, secret)
 		check(t, "token", v, life, tickets.MaxTokenLife, err)
-		v, life, err = parseTicketAnswer(body, secret, token)
+		v, life, err = parseTicketAnswer(ticketStep, body, secret, token)
 		check(t, "ticket", v, life, tickets.MaxTicketLife, err)
 	})
 }
@@ -196,3 +199,179 @@ func FuzzServeHTTPQuery(f *testing.F) {
 type handlerFunc func(http.ResponseWriter, *http.Request) error
 
 func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// FuzzBodyParse checks parseBody, whose tokenizer is jsontext, against
+// encoding/json's verdicts on the same bytes, for every value set: a body
+// it accepts is one valid JSON object for encoding/json too, with no name
+// twice in any object, in valid UTF-8 without a lone surrogate escape, and
+// each member it keeps has the name and, byte for byte, the value that
+// encoding/json reads; where encoding/json finds an unambiguous valid
+// object, parseBody refuses it as malformed never, and as a repeated name
+// exactly when encoding/json finds a name twice.
+func FuzzBodyParse(f *testing.F) {
+	for _, s := range []string{
+		`{"orderNo":"A1"}`,
+		`{"appId":"IDA1","orderNo":"A1","getFile":"1","queryVersion":"1.0","sign":"x"}`,
+		`{"orderNo":"A1","userId":"U1","name":"\u5f20\u4e09","idNo":"4300","sourcePhotoStr":"QUJD"}`,
+		`{"orderNo":"A1","x":{"y":[1,"\u00e9",null,{"a":1,"b":{}}]},"k\"ey":true}`,
+		`{"orderNo":"A1","orderNo":"A2"}`,
+		`{"orderNo":"A1","order\u004eo":"A2"}`,
+		`{"orderNo":"A1","x":{"a":1,"a":2}}`,
+		`{"orderNo":"A1","x":"\ud800"}`,
+		`{"orderNo":"A1","x":"\ud83d\ude00"}`,
+		"{\"orderNo\":\"A1\",\"x\":\"\xff\"}",
+		"{\"orderNo\":\"A1\",\"\xff\":1,\"\xfe\":2}",
+		`[1]`, `{"orderNo":1}`, "", " ", `{} `, `{}{}`, `{"a":1,}`, `{"a" 1}`, `{"a":01}`, `{"a":1e}`,
+		`{"orderNo":"A1","OrderNo":"A2","Sign":"x","app_id":"y"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ref := referenceVerdict(data)
+		for _, set := range []valueSet{setOrderNo, setUserID, setH5FaceID} {
+			var b checkedBody
+			err := parseBody(data, set, &b)
+			if err != nil {
+				if _, ok := err.(*refusal); !ok {
+					t.Fatalf("parseBody(%q) error %v is not a *refusal", data, err)
+				}
+			}
+			clean := ref.valid && ref.object && !ref.ambiguous
+			switch {
+			case err == nil && (!clean || ref.repeated):
+				t.Fatalf("parseBody(%q, %d) accepted what encoding/json reads as %+v", data, set, ref)
+			case clean && err == errBodyMalformed:
+				t.Fatalf("parseBody(%q, %d) = malformed; encoding/json reads a valid object", data, set)
+			case clean && (err == errBodyKeyRepeat) != ref.repeated:
+				t.Fatalf("parseBody(%q, %d) = %v; encoding/json finds a name twice: %v", data, set, err, ref.repeated)
+			case err != nil && err != errBodyMalformed && err != errBodyMissing && err != errBodyKeyRepeat && !clean:
+				t.Fatalf("parseBody(%q, %d) = %v for what encoding/json reads as %+v", data, set, err, ref)
+			}
+			if err != nil {
+				continue
+			}
+			kept := 0
+			for f := range b.kept() {
+				kept++
+				var key string
+				if err := json.Unmarshal(f.key, &key); err != nil {
+					t.Fatalf("parseBody(%q) kept the name %s, which encoding/json cannot read", data, f.key)
+				}
+				if want, ok := ref.members[key]; !ok || !bytes.Equal(f.raw, want) {
+					t.Errorf("parseBody(%q): %q = %s, encoding/json reads %s", data, key, f.raw, want)
+				}
+			}
+			dropped := 0
+			for _, k := range []string{fieldAppID, fieldNonce, fieldVersion, fieldSign} {
+				if _, ok := ref.members[k]; ok {
+					dropped++
+				}
+			}
+			if kept+dropped != len(ref.members) {
+				t.Errorf("parseBody(%q) kept %d members and dropped %d of encoding/json's %d", data, kept, dropped, len(ref.members))
+			}
+		}
+	})
+}
+
+// bodyVerdict is what encoding/json, and a plain scan, make of a body.
+type bodyVerdict struct {
+	valid     bool // json.Valid
+	object    bool // one object
+	repeated  bool // a name twice in one object, at any depth, compared decoded
+	ambiguous bool // invalid UTF-8, or an escaped lone surrogate: decoders differ
+	members   map[string]json.RawMessage
+}
+
+func referenceVerdict(data []byte) bodyVerdict {
+	v := bodyVerdict{valid: json.Valid(data), ambiguous: !utf8.Valid(data) || hasLoneSurrogate(data)}
+	if !v.valid {
+		return v
+	}
+	v.object = bytes.TrimLeft(data, " \t\r\n")[0] == '{'
+	if !v.object {
+		return v
+	}
+	if err := json.Unmarshal(data, &v.members); err != nil {
+		panic(err) // a valid object
+	}
+	// Walk the tokens, with the names seen in each open object.
+	type frame struct {
+		names     map[string]bool // nil for an array
+		expectKey bool
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if top != nil && top.names != nil {
+				top.expectKey = true
+			}
+			fr := frame{}
+			if tok == json.Delim('{') {
+				fr = frame{names: map[string]bool{}, expectKey: true}
+			}
+			stack = append(stack, fr)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top == nil || top.names == nil {
+				continue
+			}
+			if top.expectKey {
+				name := tok.(string)
+				if top.names[name] {
+					v.repeated = true
+				}
+				top.names[name] = true
+				top.expectKey = false
+			} else {
+				top.expectKey = true
+			}
+		}
+	}
+	return v
+}
+
+// hasLoneSurrogate reports whether valid JSON text escapes a surrogate
+// that is not one of a pair. Outside strings there are no backslashes.
+func hasLoneSurrogate(data []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(data) || data[i] != '\\' || data[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(data[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // an escaped character
+			continue
+		}
+		switch {
+		case 0xD800 <= r && r < 0xDC00:
+			if r2, ok := hex4(i + 6); !ok || r2 < 0xDC00 || r2 > 0xDFFF {
+				return true
+			}
+			i += 11
+		case 0xDC00 <= r && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
+}

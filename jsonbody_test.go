@@ -72,12 +72,24 @@ func TestParseAndSignBody(t *testing.T) {
 		{name: "Version", body: `{"orderNo":"A1","Version":"2"}`, wantErr: errNameConfusable[fieldVersion]},
 		{name: "sign with a long s, escaped", body: `{"orderNo":"A1","\u017Fign":"x"}`, wantErr: errNameConfusable[fieldSign]},
 		{name: "the first owned name is the one named", body: `{"orderNo":"A1","SIGN":"x","APPID":"y"}`, wantErr: errNameConfusable[fieldAppID]},
+		// What decoders may read differently is refused: invalid UTF-8
+		// (Go's encoding/json and Java read U+FFFD, others fail), a lone
+		// surrogate, a name twice once decoded, at any depth.
+		{name: "invalid UTF-8 in a value", body: "{\"orderNo\":\"A1\",\"x\":\"\xff\"}", wantErr: errBodyMalformed},
+		{name: "invalid UTF-8 in a name", body: "{\"orderNo\":\"A1\",\"\xff\":1}", wantErr: errBodyMalformed},
+		{name: "lone surrogate escape", body: `{"orderNo":"A1","x":"\ud800"}`, wantErr: errBodyMalformed},
+		{name: "surrogate pair escape kept", body: `{"orderNo":"A1","x":"\ud83d\ude00"}`, keep: map[string]string{"x": `"\ud83d\ude00"`}},
+		{name: "repeated key, nested", body: `{"orderNo":"A1","x":{"a":1,"a":2}}`, wantErr: errBodyKeyRepeat},
+		{name: "same key in two nested objects", body: `{"orderNo":"A1","x":{"a":1},"y":{"a":1}}`, keep: map[string]string{"x": `{"a":1}`}},
+		{name: "userId is no owned name here", body: `{"orderNo":"A1","UserId":"u","Name":"n","IDNO":"1"}`,
+			keep: map[string]string{"UserId": `"u"`, "Name": `"n"`, "IDNO": `"1"`}},
 		{name: "malformed wins over a confusable name", body: `{"Sign":"x","orderNo":"A1"`, wantErr: errBodyMalformed},
 		{name: "a confusable name wins over orderNo", body: `{"Sign":"x","orderNo":1}`, wantErr: errNameConfusable[fieldSign]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := parseBody([]byte(tt.body))
+			var b checkedBody
+			err := parseBody([]byte(tt.body), setOrderNo, &b)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("parseBody(%s) error = %v, want %v", tt.body, err, tt.wantErr)
 			}
@@ -104,10 +116,10 @@ func TestParseAndSignBody(t *testing.T) {
 				}
 				return s
 			}
-			if str(fieldAppID) != appID || str(fieldVersion) != version || str(fieldOrderNo) != b.orderNo || len(str(fieldNonce)) != nonceLen {
+			if str(fieldAppID) != appID || str(fieldVersion) != version || str(fieldOrderNo) != string(b.orderNo) || len(str(fieldNonce)) != nonceLen {
 				t.Errorf("signBody(%s) = %s: wrong appId, version, orderNo or nonce", tt.body, signed)
 			}
-			if want := referenceSign(appID, b.orderNo, version, ticket, str(fieldNonce)); str(fieldSign) != want {
+			if want := referenceSign(appID, string(b.orderNo), version, ticket, str(fieldNonce)); str(fieldSign) != want {
 				t.Errorf("signBody(%s) sign = %s, want %s", tt.body, str(fieldSign), want)
 			}
 			for k, v := range tt.keep {
@@ -169,7 +181,8 @@ func FuzzBodyRewrite(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := parseBody(data)
+		var b checkedBody
+		err := parseBody(data, setOrderNo, &b)
 		if err != nil {
 			var qe *refusal
 			if !errors.As(err, &qe) {
@@ -177,7 +190,7 @@ func FuzzBodyRewrite(f *testing.F) {
 			}
 			return
 		}
-		out := encodeSignedBody(&b, "IDA00001", "1.0.0", strings.Repeat("N", nonceLen), strings.Repeat("S", signLen))
+		out := encodeSignedBody(&b, "IDA00001", "1.0.0", bytes.Repeat([]byte("N"), nonceLen), bytes.Repeat([]byte("S"), signLen))
 		if !json.Valid(out) {
 			t.Fatalf("encodeSignedBody(%q) = %q, not JSON", data, out)
 		}
@@ -185,9 +198,16 @@ func FuzzBodyRewrite(f *testing.F) {
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("encodeSignedBody(%q) = %q: %v", data, out, err)
 		}
-		for _, f := range b.fields {
-			if g, ok := got[f.key]; !ok || !bytes.Equal(g, f.raw) {
-				t.Errorf("encodeSignedBody(%q): %q = %s, want %s", data, f.key, g, f.raw)
+		for f := range b.kept() {
+			var key string
+			if err := json.Unmarshal(f.key, &key); err != nil {
+				t.Fatalf("parseBody(%q) kept the name %s, not a JSON string", data, f.key)
+			}
+			if g, ok := got[key]; !ok || !bytes.Equal(g, f.raw) {
+				t.Errorf("encodeSignedBody(%q): %q = %s, want %s", data, key, g, f.raw)
+			}
+			if !bytes.Contains(data, f.raw) || !bytes.Contains(out, f.key) {
+				t.Errorf("encodeSignedBody(%q): member %s: %s not as the client wrote it", data, f.key, f.raw)
 			}
 		}
 		// No member but the owned ones reads as one of them to a lenient reader.
@@ -199,7 +219,7 @@ func FuzzBodyRewrite(f *testing.F) {
 			}
 		}
 		var orderNo string
-		if json.Unmarshal(got[fieldOrderNo], &orderNo) != nil || orderNo != b.orderNo {
+		if json.Unmarshal(got[fieldOrderNo], &orderNo) != nil || orderNo != string(b.orderNo) {
 			t.Errorf("encodeSignedBody(%q): orderNo = %s, want %q", data, got[fieldOrderNo], b.orderNo)
 		}
 	})

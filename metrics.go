@@ -16,6 +16,7 @@ import (
 var metrics = struct {
 	requests *prometheus.CounterVec
 	retries  *prometheus.CounterVec
+	local    *prometheus.CounterVec
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "webank_sign", Name: "requests_total",
@@ -25,6 +26,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "webank_sign", Name: "retries_total",
 		Help: "Answers from WeBank with a retry code, by what followed: retried, not_retried (ticket dropped too recently) or no_ticket.",
 	}, []string{"app_id", "result"}),
+	local: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "webank_sign", Name: "local_requests_total",
+		Help: "Requests answered by webank_sign_local, by endpoint (sdk_sign, h5_login_url, verify; \"\" for an unknown one) and how they ended: answered, rejected (bad input), unavailable (no ticket), busy (too many launches waiting) or client_gone.",
+	}, []string{"app_id", "endpoint", "outcome"}),
 }
 
 // The outcomes of requests_total, besides signed (WeBank's answer was
@@ -35,12 +40,21 @@ const (
 	outcomeUnavailable    = "unavailable"     // no ticket could be had
 	outcomeUpstreamFailed = "upstream_failed" // WeBank's answer did not get through
 	outcomeClientGone     = "client_gone"     // no answer was owed: the client left first
+
+	// webank_sign_local's own.
+	outcomeAnswered = "answered" // answered: a launch signed, a signature checked
+	outcomeBusy     = "busy"     // too many launches were waiting for a NONCE ticket
 )
 
 // countRequest counts a request for tn's app by how it ended, and the status
 // it was answered with ("" if none was answered here).
 func countRequest(tn *tenant, outcome, status string) {
 	metrics.requests.WithLabelValues(tn.creds.AppID, outcome, status).Inc()
+}
+
+// countLocal counts a request to webank_sign_local.
+func countLocal(appID, endpoint, outcome string) {
+	metrics.local.WithLabelValues(appID, endpoint, outcome).Inc()
 }
 
 // registerMetrics registers the handler's collectors and the ticket cache's
@@ -50,7 +64,7 @@ func registerMetrics(reg *prometheus.Registry, cache *tickets.Cache) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range append([]prometheus.Collector{metrics.requests, metrics.retries}, cache.Collectors()...) {
+	for _, c := range append([]prometheus.Collector{metrics.requests, metrics.retries, metrics.local}, cache.Collectors()...) {
 		if err := reg.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 			return err
 		}

@@ -5,19 +5,14 @@
 package webanksign
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
 func init() {
@@ -42,7 +37,10 @@ func init() {
 //   - json: POST with a JSON object body, as for queryfacerecord; the module
 //     reads the body (up to max_body_size), signs it, and passes on the new
 //     body with its Content-Length. The field names are appId, orderNo,
-//     nonce, version and sign, and orderNo is also put in the URL.
+//     nonce, version and sign, and orderNo is also put in the URL. The
+//     values signed are those of value_set: the five above, or those of the
+//     faceId APIs (userId instead of orderNo) or of geth5faceid (seven,
+//     without a nonce).
 //
 // What the client sends for sign, nonce and version is discarded. A handler
 // signs for one app (app_id and secret), or for several (apps), in which
@@ -97,9 +95,32 @@ type Handler struct {
 	// The shape of the requests signed: "query" (GET, parameters in the
 	// query string) or "json" (POST, a JSON object body). Default: json for
 	// the paths of WeBank's JSON APIs (/api/v2/base/queryfacerecord,
-	// /api/server/getOcrCertId, /api/paas/easyface, /api/paas/idcardocrapp),
-	// query for every other path. A request of the other shape gets 405.
+	// /api/v2/base/queryphotoinfo, /api/server/getOcrCertId,
+	// /api/paas/easyface, /api/paas/idcardocrapp, /api/paas/bankcardocrapp,
+	// /api/server/getAdvFaceId, /api/server/getfaceid,
+	// /api/server/getPlusFaceId, /api/server/getWillFaceId and
+	// /api/server/h5/geth5faceid), and wherever value_set is user_id or
+	// h5_face_id; query for every other path. A request of the other shape
+	// gets 405.
 	Mode string `json:"mode,omitempty"`
+
+	// The values a JSON body's sign is computed over (json mode):
+	//   - "order_no": appId, orderNo, version, the SIGN ticket and a fresh
+	//     nonce, as the result queries and the OCR uploads sign.
+	//   - "user_id": appId, userId, version, the SIGN ticket and a fresh
+	//     nonce, as the faceId APIs sign. The body must also hold orderNo,
+	//     name and idNo, which are checked but not signed.
+	//   - "h5_face_id": appId, orderNo, name, idNo, userId, version and the
+	//     SIGN ticket, and no nonce: the client's is dropped and none is
+	//     added, as geth5faceid signs.
+	// userId is 1 to 32 characters of [A-Za-z0-9_-], name 1 to 64
+	// characters without control characters, idNo 1 to 32 of [A-Za-z0-9];
+	// a body without them, or with a field whose name reads as one of them
+	// to a lenient server (UserId, user_id), gets 400. Default: the API's
+	// on the paths listed under mode (user_id for the four faceId APIs,
+	// h5_face_id for geth5faceid), order_no elsewhere. user_id and
+	// h5_face_id imply mode json, and cannot be combined with mode query.
+	ValueSet string `json:"value_set,omitempty"`
 
 	// Whether clients may ask for photos and videos: "allow" (the default)
 	// or "deny". With deny, a request with a get_file (getFile in a JSON
@@ -111,8 +132,11 @@ type Handler struct {
 	Photos string `json:"photos,omitempty"`
 
 	// The largest JSON body accepted, in bytes; a larger one gets 413.
-	// Default: 1 MiB, ample for the result queries; raise it for the APIs
-	// that upload images.
+	// Default: 8 MiB on the paths of the APIs that upload images
+	// (idcardocrapp, bankcardocrapp, the four faceId APIs and geth5faceid)
+	// and wherever value_set is user_id or h5_face_id; 1 MiB elsewhere,
+	// ample for the result queries. A value given applies whatever the
+	// path. Bodies are never logged.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
 	// The longest a JSON body may take to arrive, from the moment the
@@ -177,51 +201,8 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	if err := registerMetrics(ctx.GetMetricsRegistry(), app.cache); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
-	var emit func(string, map[string]any)
-	if events, err := ctx.App("events"); err == nil {
-		emit = func(name string, data map[string]any) { events.(*caddyevents.App).Emit(ctx, name, data) }
-	}
-	for _, c := range creds {
-		if err := app.claim(c.AppID, c.Secret, h.place); err != nil {
-			return err
-		}
-		if others := app.cache.OtherBaseURLs(c.AppID, c.BaseURL); len(others) > 0 {
-			h.logger.Warn("this app_id is also configured with another base_url; each base_url fetches its own token, and WeBank may invalidate one with the other",
-				zap.String("app_id", c.AppID), zap.String("base_url", c.BaseURL), zap.Strings("other_base_urls", others))
-		}
-		orderKey, err := hkdf.Key(sha256.New, []byte(c.Secret), nil, "webank_sign order_no log hash", 32)
-		if err != nil {
-			return err
-		}
-		handle, err := app.cache.Register(tickets.Config{
-			Credentials: c,
-			Refresh:     h.refresh,
-			Timeout:     h.timeout,
-			Storage:     ctx.Storage(),
-			Logger:      h.logger.Named("tickets"),
-			Emit:        emit,
-		})
-		if err != nil {
-			return err
-		}
-		h.tenants = append(h.tenants, &tenant{
-			creds:    c,
-			tickets:  handle,
-			signed:   metrics.requests.WithLabelValues(c.AppID, "signed", ""),
-			orderKey: orderKey,
-			logger:   h.logger,
-		})
-	}
-	if len(h.Apps) > 0 {
-		h.byID = make(map[string]*tenant, len(h.tenants))
-		for _, tn := range h.tenants {
-			h.byID[tn.creds.AppID] = tn
-		}
-	}
-	return nil
+	h.appSet, err = registerApps(ctx, app, h.place, len(h.Apps) > 0, creds, &h.appSettings, h.logger)
+	return err
 }
 
 // Validate checks the values Provision parsed against their limits. The
@@ -253,15 +234,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(w, nil, errProxyHost)
 		}
 	}
-	mode := h.mode
-	if mode == "" {
-		mode = modeQuery
-		if jsonAPIs[r.URL.Path] {
-			mode = modeJSON
-		}
-	}
-	if mode == modeJSON {
-		return h.serveJSON(w, r, next)
+	api, isJSONAPI := jsonAPIs[r.URL.Path]
+	if h.mode == modeJSON || h.mode == "" && isJSONAPI {
+		return h.serveJSON(w, r, next, api)
 	}
 	return h.serveQuery(w, r, next)
 }

@@ -168,10 +168,10 @@ func clientQueryValues(rawQuery string) (checkedQuery, error) {
 // allocation, unless a value needs escaping.
 func signQuery(q *checkedQuery, appID, version, ticket string) string {
 	var nonce [nonceLen]byte
-	fillNonce(&nonce)
+	newNonceTo(&nonce)
 	var sig [signLen]byte
 	vals := [...]string{appID, q.orderNo, version, ticket, string(nonce[:])} // the conversion stays on the stack
-	signInto(&sig, vals[:])
+	signValuesTo(&sig, vals[:])
 	return encodeSigned(q, appID, version, nonce[:], sig[:])
 }
 

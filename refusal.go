@@ -66,17 +66,59 @@ var (
 		paramSign:    {400, "param_name_confusable", "a name reads as sign to a lenient server (ignoring case and punctuation): the sidecar sets sign itself; leave it out"},
 		fieldAppID:   {400, "param_name_confusable", "a name reads as appId to a lenient server (ignoring case and punctuation): send appId in the JSON body only, spelled exactly so, or not at all"},
 		fieldOrderNo: {400, "param_name_confusable", "a name reads as orderNo to a lenient server (ignoring case and punctuation): send orderNo in the JSON body, spelled exactly so (and in the URL, if at all, as orderNo)"},
+		fieldUserID:  {400, "param_name_confusable", "a name reads as userId to a lenient server (ignoring case and punctuation): send userId in the JSON body only, spelled exactly so, once"},
+		fieldName:    {400, "param_name_confusable", "a name reads as name to a lenient server (ignoring case and punctuation): send name in the JSON body only, spelled exactly so, once"},
+		fieldIDNo:    {400, "param_name_confusable", "a name reads as idNo to a lenient server (ignoring case and punctuation): send idNo in the JSON body only, spelled exactly so, once"},
 	}
 
 	// The JSON body.
 	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}
-	errBodyMalformed  = &refusal{400, "body_malformed", "the body is not one well-formed JSON object"}
-	errBodyKeyRepeat  = &refusal{400, "body_key_repeated", "the body has a key more than once"}
+	errBodyMalformed  = &refusal{400, "body_malformed", "the body is not one well-formed JSON object in UTF-8 (a lone surrogate escape such as \\ud800 is not UTF-8)"}
+	errBodyKeyRepeat  = &refusal{400, "body_key_repeated", "the body has a key more than once (in the same object, at any depth)"}
 	errBodyOrderNo    = &refusal{400, "order_no_missing", "orderNo is required"}
 	errBodyOrderEmpty = &refusal{400, "order_no_empty", "orderNo is empty"}
 	errBodyOrderType  = &refusal{400, "order_no_invalid", "orderNo must be a JSON string"}
 	errBodyOrderLong  = &refusal{400, "order_no_too_long", "orderNo is longer than 32 characters"}
 	errBodyOrderChars = &refusal{400, "order_no_invalid", "orderNo may only contain letters, digits, '_' and '-'"}
+
+	// The JSON body's userId, name and idNo (value sets user_id and
+	// h5_face_id). Personal data: no message ever holds a value.
+	errBodyUserID      = &refusal{400, "user_id_missing", "userId is required"}
+	errBodyUserIDEmpty = &refusal{400, "user_id_empty", "userId is empty"}
+	errBodyUserIDType  = &refusal{400, "user_id_invalid", "userId must be a JSON string"}
+	errBodyUserIDLong  = &refusal{400, "user_id_too_long", "userId is longer than 32 characters"}
+	errBodyUserIDChars = &refusal{400, "user_id_invalid", "userId may only contain letters, digits, '_' and '-'"}
+	errBodyName        = &refusal{400, "name_missing", "name is required"}
+	errBodyNameInvalid = &refusal{400, "name_invalid", "name must be a non-empty JSON string without control characters"}
+	errBodyNameLong    = &refusal{400, "name_too_long", "name is longer than 64 characters"}
+	errBodyIDNo        = &refusal{400, "id_no_missing", "idNo is required"}
+	errBodyIDNoInvalid = &refusal{400, "id_no_invalid", "idNo must be a non-empty JSON string of letters and digits"}
+	errBodyIDNoLong    = &refusal{400, "id_no_too_long", "idNo is longer than 32 characters"}
+
+	// webank_sign_local's requests (local.go, launch.go, verify.go).
+	errLocalEndpoint       = &refusal{404, "endpoint_unknown", "webank_sign_local answers paths ending in /sdk_sign, /h5_login_url or /verify"}
+	errLocalMethod         = &refusal{405, "method_not_allowed", "this endpoint takes POST requests with a JSON object"}
+	errLocalField          = &refusal{400, "field_unknown", "the body has a member this endpoint does not take (see README, webank_sign_local)"}
+	errLocalFieldType      = &refusal{400, "field_invalid", "every member of the body must be a JSON string"}
+	errLocalOrderNo        = &refusal{400, "order_no_invalid", "order_no must be 1 to 32 letters, digits, '_' and '-'"}
+	errUserIDMissing       = &refusal{400, "user_id_missing", "user_id is required"}
+	errUserIDInvalid       = &refusal{400, "user_id_invalid", "user_id must be 1 to 32 letters, digits, '_' and '-'"}
+	errFaceIDMissing       = &refusal{400, "face_id_missing", "face_id is required: the faceId of getAdvFaceId's answer"}
+	errFaceIDInvalid       = &refusal{400, "face_id_invalid", "face_id must be 1 to 64 letters, digits, '_' and '-'"}
+	errCallbackMissing     = &refusal{400, "callback_url_missing", "callback_url is required: where WeBank sends the user back"}
+	errCallbackInvalid     = &refusal{400, "callback_url_invalid", "callback_url must be an absolute http or https URL of at most 1024 bytes, without user information"}
+	errCallbackDenied      = &refusal{400, "callback_host_not_allowed", "callback_url's host is not one of the hosts this route sends users back to (see callback_hosts)"}
+	errLoginHostInvalid    = &refusal{400, "login_host_invalid", "optimal_domain must be a host name, with a port if any"}
+	errLoginHostDenied     = &refusal{400, "login_host_not_allowed", "optimal_domain is not one of the hosts this route sends users to (see login_hosts)"}
+	errFromInvalid         = &refusal{400, "from_invalid", "from must be browser or app"}
+	errRedirectTypeInvalid = &refusal{400, "redirect_type_invalid", "redirect_type must be a number of one or two digits"}
+	errKindInvalid         = &refusal{400, "kind_invalid", "kind must be face (a face or H5 callback, the default) or ocr"}
+	errCodeMissing         = &refusal{400, "code_missing", "code is required to check a face or H5 callback: the code WeBank sent with it"}
+	errCodeInvalid         = &refusal{400, "code_invalid", "code must be 1 to 16 letters and digits, after a minus sign if any"}
+	errCodeNotTaken        = &refusal{400, "code_not_taken", "an OCR result is signed without a code: leave code out with kind ocr"}
+	errSignMissing         = &refusal{400, "sign_missing", "sign is required: the signature WeBank sent (newSignature)"}
+	errSignInvalid         = &refusal{400, "sign_invalid", "sign must be 40 hexadecimal digits"}
+	errLaunchesBusy        = &refusal{503, "launches_busy", "too many launches are waiting for a NONCE ticket for this app (see nonce_limit and nonce_queue); try again shortly"}
 )
 
 // writeError answers with status and the JSON body {"code", "msg"}. The

@@ -56,8 +56,9 @@ func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request, next caddyh
 	})
 }
 
-// serveJSON signs a request whose parameters are in a JSON body.
-func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+// serveJSON signs a request whose parameters are in a JSON body. api is
+// the entry of its path in jsonAPIs, if any.
+func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, api jsonAPI) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -68,14 +69,15 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := checkJSONHeaders(r.Header); err != nil {
 		return h.reject(w, nil, err)
 	}
-	data, err := readBody(w, r, h.maxBody, h.bodyWait)
+	set, limit := h.jsonRequest(api)
+	data, err := readBody(w, r, limit, h.bodyWait)
 	if rf, ok := err.(*refusal); ok {
 		return h.reject(w, nil, rf)
 	} else if err != nil {
 		return err // the client went away
 	}
-	b, err := parseBody(data)
-	if err != nil {
+	var b checkedBody
+	if err := parseBody(data, set, &b); err != nil {
 		return h.reject(w, nil, err)
 	}
 	tn, err := h.pick(appIDs{value: b.appID, given: b.hasAppID})
@@ -83,55 +85,99 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.reject(w, nil, err)
 	}
 	// WeBank wants orderNo in the URL too, to track latency.
-	vals, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return h.reject(w, tn, errQueryMalformed)
-	}
-	var imit imitations
-	for k := range vals {
-		imit.add(k, &urlOwned)
-	}
-	if err := imit.err(&jsonOwned); err != nil {
-		return h.reject(w, tn, err)
-	}
 	clientRaw := r.URL.RawQuery
-	switch orderNos := vals[fieldOrderNo]; {
-	case len(orderNos) > 1:
-		return h.reject(w, tn, errOrderNoURLRep)
-	case len(orderNos) == 1 && orderNos[0] != b.orderNo:
-		return h.reject(w, tn, errOrderNoURL)
-	case len(orderNos) == 0:
-		if r.URL.RawQuery != "" {
-			r.URL.RawQuery += "&"
+	urlFiles := false
+	if clientRaw == "" {
+		r.URL.RawQuery = fieldOrderNo + "=" + string(b.orderNo) // an order number needs no escaping
+	} else {
+		vals, err := url.ParseQuery(clientRaw)
+		if err != nil {
+			return h.reject(w, tn, errQueryMalformed)
 		}
-		r.URL.RawQuery += fieldOrderNo + "=" + b.orderNo // an order number needs no escaping
+		var imit imitations
+		for k := range vals {
+			imit.add(k, &urlOwned[set])
+		}
+		if err := imit.err(&jsonOwned[set]); err != nil {
+			return h.reject(w, tn, err)
+		}
+		switch orderNos := vals[fieldOrderNo]; {
+		case len(orderNos) > 1:
+			return h.reject(w, tn, errOrderNoURLRep)
+		case len(orderNos) == 1 && orderNos[0] != string(b.orderNo):
+			return h.reject(w, tn, errOrderNoURL)
+		case len(orderNos) == 0:
+			r.URL.RawQuery += "&" + fieldOrderNo + "=" + string(b.orderNo)
+		}
+		urlFiles = urlFilesRequested(vals)
 	}
 	// Afterwards nothing later (logs, placeholders) sees the signed query or
 	// body: the client's query is put back, and the body, which was read,
 	// is the client's again.
+	rd := new(jsonBodies)
 	defer func() {
 		r.URL.RawQuery = clientRaw
-		r.Body, r.GetBody, r.ContentLength = io.NopCloser(bytes.NewReader(data)), nil, int64(len(data))
+		rd.client.Reset(data)
+		r.Body, r.GetBody, r.ContentLength = &rd.client, nil, int64(len(data))
 	}()
-	if h.denyFiles && (b.filesRequested() || urlFilesRequested(vals)) {
+	if h.denyFiles && (b.filesRequested() || urlFiles) {
 		return h.reject(w, tn, errFilesDenied)
 	}
 	// The body is read: it goes on whole, with its length, as JSON (UTF-8,
 	// not compressed), and the client's Expect: 100-continue has been
 	// answered already.
 	r.TransferEncoding = nil
-	r.Header.Del("Transfer-Encoding")
-	r.Header.Del("Expect")
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Del("Content-Encoding")
-	return h.forward(w, r, next, tn, b.orderNo, func(t *tickets.Ticket) {
+	hdr := r.Header
+	hdr.Del("Transfer-Encoding")
+	hdr.Del("Expect")
+	if ct := hdr["Content-Type"]; len(ct) != 1 || ct[0] != "application/json" {
+		hdr.Set("Content-Type", "application/json")
+	}
+	hdr.Del("Content-Encoding")
+	return h.forward(w, r, next, tn, string(b.orderNo), func(t *tickets.Ticket) {
 		body := signBody(&b, tn.creds.AppID, h.version, t.Value())
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r.Body = rd.next(body)
+		r.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 		r.ContentLength = int64(len(body))
-		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		if cl := hdr["Content-Length"]; len(cl) == 1 {
+			cl[0] = strconv.Itoa(len(body)) // the client's, replaced in place
+		} else {
+			hdr.Set("Content-Length", strconv.Itoa(len(body)))
+		}
 	})
 }
+
+// bodyReader is a request body read from memory.
+type bodyReader struct{ bytes.Reader }
+
+// jsonBodies are the readers of a JSON request's bodies, allocated
+// together: the first signed one, and the client's, which the request
+// carries again once it has been passed on.
+type jsonBodies struct {
+	signed bodyReader
+	client bodyReader
+	used   bool // signed has been handed out
+}
+
+// next returns a reader of body: the first time, signed; after that (a
+// retry, while the transport may still hold the first), a new one.
+func (j *jsonBodies) next(body []byte) io.ReadCloser {
+	if j.used {
+		return newBodyReader(body)
+	}
+	j.used = true
+	j.signed.Reset(body)
+	return &j.signed
+}
+
+func newBodyReader(b []byte) *bodyReader {
+	br := new(bodyReader)
+	br.Reset(b)
+	return br
+}
+
+// Close does nothing: there is nothing to release.
+func (*bodyReader) Close() error { return nil }
 
 // readBody reads a JSON request's body, at most maxBody bytes of it and
 // for no longer than wait. Its errors are a *refusal for the client, or
@@ -153,7 +199,7 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64, wait time.D
 	if r.ContentLength != 0 { // 0: no body, and a background read already under way
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(wait))
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	data, err := readAtMost(r.Body, r.ContentLength, maxBody+1)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) { // first: a read timeout also cancels the context
 			return nil, errBodyTimeout
@@ -172,6 +218,30 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64, wait time.D
 	return data, nil
 }
 
+// readAtMost reads body to its end, as io.ReadAll does, but no more than
+// limit bytes, into one buffer sized for the length the client gave, if
+// any (size, or -1), so that a body of the length announced is read with
+// one allocation.
+func readAtMost(body io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size >= limit {
+		size = 511 // as io.ReadAll starts
+	}
+	lr := io.LimitedReader{R: body, N: limit}
+	b := make([]byte, 0, size+1) // +1: the read that finds the end has room
+	for {
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		} else if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
 // checkJSONHeaders checks the headers that describe a JSON request's body:
 // one Content-Type, application/json with at most a UTF-8 charset, and at
 // most one Content-Encoding, identity. A repeated one is refused, not read
@@ -183,7 +253,21 @@ func checkJSONHeaders(hdr http.Header) error {
 	case len(hdr.Values("Content-Encoding")) > 1:
 		return errContentEncRep
 	}
-	mt, params, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	if ct := hdr["Content-Type"]; len(ct) == 1 && (ct[0] == "application/json" || strings.EqualFold(ct[0], "application/json; charset=utf-8")) {
+		// The usual spellings, accepted without the parser's allocations.
+	} else if err := checkContentType(hdr.Get("Content-Type")); err != nil {
+		return err
+	}
+	if ce := hdr.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return errContentEnc
+	}
+	return nil
+}
+
+// checkContentType checks a Content-Type: application/json, with at most a
+// UTF-8 charset.
+func checkContentType(ct string) error {
+	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return errContentType
 	}
@@ -191,9 +275,6 @@ func checkJSONHeaders(hdr http.Header) error {
 		if k != "charset" || !strings.EqualFold(v, "utf-8") && !strings.EqualFold(v, "utf8") {
 			return errContentType
 		}
-	}
-	if ce := hdr.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return errContentEnc
 	}
 	return nil
 }

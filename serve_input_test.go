@@ -307,3 +307,85 @@ func serveOn(t *testing.T, h *Handler, next caddyhttp.Handler) *httptest.Server 
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestJSONValueSetsServed sends the faceId APIs' and geth5faceid's bodies
+// through ServeHTTP: each is signed with its path's value set, orderNo put
+// on the URL, the image-sized body accepted there and not on a result
+// query, and a body without its userId refused, not forwarded.
+func TestJSONValueSetsServed(t *testing.T) {
+	h, _ := newTestHandler(t)
+	small, _ := newServeHandler(t, func(h *Handler) { h.MaxBodySize = 1 << 10 })
+	photo := strings.Repeat("QUJD", 1<<19) // 2 MiB of base64
+	const person = `"orderNo":"O1","userId":"U1","name":"\u5f20\u4e09","idNo":"4300000000000"`
+	tests := []struct {
+		name    string
+		h       *Handler
+		target  string
+		body    string
+		status  int
+		code    string                           // for a refusal
+		wantSig func(m map[string]string) string // for a 200: the sign expected, from the ticket and the members sent
+		noNonce bool                             // geth5faceid: none sent
+	}{
+		{name: "getAdvFaceId with a photo", h: h, target: "/api/server/getAdvFaceId",
+			body: `{` + person + `,"sourcePhotoStr":"` + photo + `","sourcePhotoType":"1"}`, status: 200,
+			wantSig: func(m map[string]string) string {
+				return referenceSign(testAppID, "U1", m[fieldNonce], m[fieldVersion], m["ticket"])
+			}},
+		{name: "geth5faceid", h: h, target: "/api/server/h5/geth5faceid", body: `{` + person + `,"nonce":"x"}`, status: 200, noNonce: true,
+			wantSig: func(m map[string]string) string {
+				return referenceSign(testAppID, "O1", "张三", "4300000000000", "U1", m[fieldVersion], m["ticket"])
+			}},
+		{name: "a photo-sized body on a result query", h: h, target: facePath,
+			body: `{"orderNo":"O1","x":"` + photo + `"}`, status: 413, code: "body_too_large"},
+		{name: "max_body_size given applies on getfaceid", h: small, target: "/api/server/getfaceid",
+			body: `{` + person + `,"sourcePhotoStr":"` + photo[:2048] + `"}`, status: 413, code: "body_too_large"},
+		{name: "getfaceid without userId", h: h, target: "/api/server/getfaceid",
+			body: `{"orderNo":"O1","name":"N","idNo":"1"}`, status: 400, code: "user_id_missing"},
+		{name: "getfaceid with UserId in the URL", h: h, target: "/api/server/getfaceid?UserId=U2",
+			body: `{` + person + `}`, status: 400, code: "param_name_confusable"},
+		{name: "queryfacerecord with UserId in the URL", h: h, target: facePath + "?UserId=U2",
+			body: `{"orderNo":"O1"}`, status: 200, wantSig: func(m map[string]string) string {
+				return referenceSign(testAppID, "O1", m[fieldNonce], m[fieldVersion], m["ticket"])
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := new(recordingNext)
+			w := postJSON(t, tt.h, next, tt.target, nil, tt.body)
+			if tt.wantSig == nil {
+				wantCode(t, tt.name, w, tt.status, tt.code)
+				if next.sent() != 0 {
+					t.Errorf("%s was forwarded", tt.name)
+				}
+				return
+			}
+			if w.Code != tt.status || next.sent() != 1 {
+				t.Fatalf("%d %s, sent on %d times; want %d, sent once", w.Code, w.Body, next.sent(), tt.status)
+			}
+			ticket, err := tt.h.tenants[0].tickets.Ticket(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]string{"ticket": ticket.Value()}
+			for k, raw := range members(t, []byte(next.bodies[0])) {
+				var s string
+				if json.Unmarshal(raw, &s) == nil {
+					m[k] = s
+				}
+			}
+			if _, ok := m[fieldNonce]; ok == tt.noNonce {
+				t.Errorf("body sent %s: nonce sent %v, want %v", next.bodies[0][:min(200, len(next.bodies[0]))], ok, !tt.noNonce)
+			}
+			if got, want := m[fieldSign], tt.wantSig(m); got != want {
+				t.Errorf("sign = %s, want %s", got, want)
+			}
+			if q := next.reqs[0].URL.Query(); q.Get(fieldOrderNo) != "O1" {
+				t.Errorf("URL query %q, want orderNo=O1", next.reqs[0].URL.RawQuery)
+			}
+			if next.reqs[0].ContentLength != int64(len(next.bodies[0])) {
+				t.Errorf("Content-Length %d, body of %d bytes", next.reqs[0].ContentLength, len(next.bodies[0]))
+			}
+		})
+	}
+}

@@ -108,17 +108,25 @@ func foldName(dst []byte, name string) []byte {
 	return dst
 }
 
-// ownedNames are the names of the five parameters the module owns, in one
-// shape's spelling, in the order of foldedOwned.
-type ownedNames [5]string
+// ownedNames are the parameters the module owns in one shape, or one
+// value set of it: which entries of foldedOwned it owns, and how the shape
+// spells each one it accepts.
+type ownedNames struct {
+	names [len(foldedOwned)]string // the accepted spelling; "" accepts none
+	owned uint8                    // bit i: foldedOwned[i] is owned
+}
 
 // foldedOwned are the owned parameters as foldName folds them, which is the
 // same in both shapes (app_id and appId fold alike), in the order in which
-// imitations of them are reported.
-var foldedOwned = [...]string{"appid", "orderno", "nonce", "version", "sign"}
+// imitations of them are reported. The last three are owned only by the
+// JSON value sets that sign or check them (see valueSet).
+var foldedOwned = [...]string{"appid", "orderno", "nonce", "version", "sign", "userid", "name", "idno"}
+
+// ownedFive are the bits of the five parameters every shape owns.
+const ownedFive uint8 = 1<<5 - 1
 
 // queryOwned are the owned parameters as the query shape spells them.
-var queryOwned = ownedNames{paramAppID, paramOrderNo, paramNonce, paramVersion, paramSign}
+var queryOwned = ownedNames{names: [len(foldedOwned)]string{paramAppID, paramOrderNo, paramNonce, paramVersion, paramSign}, owned: ownedFive}
 
 // imitations is a set of owned parameters (bit i for foldedOwned[i]) whose
 // names other names of a request imitate: they fold alike (see foldName)
@@ -127,15 +135,17 @@ var queryOwned = ownedNames{paramAppID, paramOrderNo, paramNonce, paramVersion, 
 // the signed one, and WeBank would reject the sign.
 type imitations uint8
 
-// add adds the owned parameter that name imitates, if any: one whose name
-// it folds alike with, while not being exactly accepted[i] (an empty
-// accepted[i] accepts no name for it).
+// add adds the owned parameter that name imitates, if any: one that
+// accepted owns, whose name it folds alike with, while not being exactly
+// its accepted spelling.
 func (m *imitations) add(name string, accepted *ownedNames) {
 	var buf [32]byte
 	folded := foldName(buf[:0], name)
 	for i, f := range foldedOwned {
-		if string(folded) == f && name != accepted[i] {
-			*m |= 1 << i
+		if string(folded) == f {
+			if accepted.owned&(1<<i) != 0 && name != accepted.names[i] {
+				*m |= 1 << i
+			}
 			return
 		}
 	}
@@ -146,7 +156,7 @@ func (m *imitations) add(name string, accepted *ownedNames) {
 func (m imitations) err(spelled *ownedNames) error {
 	for i := range foldedOwned {
 		if m&(1<<i) != 0 {
-			return errNameConfusable[spelled[i]]
+			return errNameConfusable[spelled.names[i]]
 		}
 	}
 	return nil
@@ -174,13 +184,13 @@ func sign(appID, orderNo, version, ticket, nonce string) string {
 // after sorting them in byte order. It sorts vals in place.
 func signValues(vals []string) string {
 	var out [signLen]byte
-	signInto(&out, vals)
+	signValuesTo(&out, vals)
 	return string(out[:])
 }
 
-// signInto is signValues writing the signature into out, for a caller that
-// copies it on (signQuery) rather than keeping a string of it.
-func signInto(out *[signLen]byte, vals []string) {
+// signValuesTo is signValues writing into out, for a caller that has a
+// place for the sign already.
+func signValuesTo(out *[signLen]byte, vals []string) {
 	slices.Sort(vals)
 	buf := make([]byte, 0, 512) // on the stack; real values total about 190 bytes
 	for _, v := range vals {
@@ -197,17 +207,18 @@ func signInto(out *[signLen]byte, vals []string) {
 const nonceAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // newNonce returns 32 characters drawn uniformly from [A-Za-z0-9] with
-// crypto/rand: see fillNonce.
+// crypto/rand; see newNonceTo.
 func newNonce() string {
 	var out [nonceLen]byte
-	fillNonce(&out)
+	newNonceTo(&out)
 	return string(out[:])
 }
 
-// fillNonce fills out with characters drawn uniformly from [A-Za-z0-9] with
-// crypto/rand. Bytes at or above 248 (the largest multiple of 62 that fits
-// in a byte) are rejected, so that every character is equally likely.
-func fillNonce(out *[nonceLen]byte) {
+// newNonceTo writes 32 characters drawn uniformly from [A-Za-z0-9] with
+// crypto/rand into out. Bytes at or above 248 (the largest multiple of 62
+// that fits in a byte) are rejected, so that every character is equally
+// likely.
+func newNonceTo(out *[nonceLen]byte) {
 	const limit = 256 - 256%len(nonceAlphabet) // 248
 	var buf [nonceLen + 8]byte                 // about 3% of bytes are rejected: one read nearly always suffices
 	n := 0

@@ -254,22 +254,31 @@ func javaFoldName(s string) string {
 	return b.String()
 }
 
-// TestOwnedNamesFold checks the table of owned names: each folds to its
-// entry of foldedOwned, in both shapes' spelling, and the JSON request's URL
-// accepts orderNo alone.
+// TestOwnedNamesFold checks the tables of owned names: each folds to its
+// entry of foldedOwned, in both shapes' spelling, each has a refusal, the
+// query shape owns the five alone, and a JSON request's URL accepts orderNo
+// alone.
 func TestOwnedNamesFold(t *testing.T) {
 	for i, f := range foldedOwned {
-		for _, names := range []*ownedNames{&queryOwned, &jsonOwned} {
-			if got := string(foldName(nil, names[i])); got != f {
-				t.Errorf("foldName(%q) = %q, want %q", names[i], got, f)
+		for _, names := range []*ownedNames{&queryOwned, &jsonOwned[setUserID]} {
+			if names.names[i] == "" {
+				continue
 			}
-			if errNameConfusable[names[i]] == nil {
-				t.Errorf("no refusal for a name that imitates %s", names[i])
+			if got := string(foldName(nil, names.names[i])); got != f {
+				t.Errorf("foldName(%q) = %q, want %q", names.names[i], got, f)
+			}
+			if errNameConfusable[names.names[i]] == nil {
+				t.Errorf("no refusal for a name that imitates %s", names.names[i])
 			}
 		}
 	}
-	if urlOwned != (ownedNames{1: fieldOrderNo}) {
-		t.Errorf("urlOwned = %q, want orderNo alone", urlOwned)
+	if queryOwned.owned != ownedFive || jsonOwned[setOrderNo].owned != ownedFive {
+		t.Errorf("query and order_no own %b and %b, want the five alone", queryOwned.owned, jsonOwned[setOrderNo].owned)
+	}
+	for set, names := range urlOwned[setOrderNo:] {
+		if names.names != ([len(foldedOwned)]string{1: fieldOrderNo}) || names.owned != jsonOwned[set+1].owned {
+			t.Errorf("urlOwned[%d] = %+v, want orderNo alone, owning what the body owns", set+1, names)
+		}
 	}
 }
 

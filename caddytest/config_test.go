@@ -26,7 +26,7 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 		t.Fatalf("adapting Caddyfile.example: %v", err)
 	}
 	for _, w := range warnings {
-		t.Logf("warning: %s:%d: %s", w.File, w.Line, w.Message)
+		t.Errorf("warning: %s:%d: %s", w.File, w.Line, w.Message)
 	}
 	if strings.Contains(string(out), "must-not-appear") {
 		t.Errorf("adapted config holds the secret's value")
@@ -63,26 +63,37 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 		t.Errorf("timeouts: read_header %v, read_body %v, idle %v; want 5s, 10s, 2m",
 			time.Duration(srv.ReadHeaderTimeout), time.Duration(srv.ReadTimeout), time.Duration(srv.IdleTimeout))
 	}
-	if len(srv.Routes) != 2 || len(srv.Routes[0].Match) != 1 || len(srv.Routes[1].Match) != 0 {
-		t.Fatalf("want the matched route first and the catch-all second, got %d routes", len(srv.Routes))
+	if len(srv.Routes) != 3 || len(srv.Routes[0].Match) != 1 || len(srv.Routes[1].Match) != 1 || len(srv.Routes[2].Match) != 0 {
+		t.Fatalf("want the signed APIs' route, webank_sign_local's and the catch-all, in that order; got %d routes", len(srv.Routes))
 	}
-	var handlers []string
-	var sign map[string]any
-	for _, sub := range srv.Routes[0].Handle {
-		for _, r := range sub.Routes {
-			for _, h := range r.Handle {
-				handlers = append(handlers, h["handler"].(string))
-				if h["handler"] == "webank_sign" {
-					sign = h
+	handlers := func(i int) (names []string, byName map[string]map[string]any) {
+		byName = make(map[string]map[string]any)
+		for _, sub := range srv.Routes[i].Handle {
+			for _, r := range sub.Routes {
+				for _, h := range r.Handle {
+					names = append(names, h["handler"].(string))
+					byName[h["handler"].(string)] = h
 				}
 			}
 		}
+		return names, byName
 	}
-	if strings.Join(handlers, ",") != "webank_sign,reverse_proxy" {
-		t.Errorf("signed route handlers = %v, want webank_sign then reverse_proxy", handlers)
+	names, signed := handlers(0)
+	if strings.Join(names, ",") != "webank_sign,reverse_proxy" {
+		t.Errorf("signed route handlers = %v, want webank_sign then reverse_proxy", names)
 	}
-	if sign["secret"] != "{env.WEBANK_SECRET}" || sign["app_id"] != "{env.WEBANK_APP_ID}" {
-		t.Errorf("credentials in adapted JSON = %v / %v, want the {env.*} placeholders", sign["app_id"], sign["secret"])
+	names, local := handlers(1)
+	if strings.Join(names, ",") != "webank_sign_local" {
+		t.Errorf("second route handlers = %v, want webank_sign_local alone", names)
+	}
+	for _, h := range []map[string]any{signed["webank_sign"], local["webank_sign_local"]} {
+		if h["secret"] != "{env.WEBANK_SECRET}" || h["app_id"] != "{env.WEBANK_APP_ID}" {
+			t.Errorf("credentials in adapted JSON = %v / %v, want the {env.*} placeholders", h["app_id"], h["secret"])
+		}
+	}
+	if signed["webank_sign"]["base_url"] != local["webank_sign_local"]["base_url"] {
+		t.Errorf("the two handlers fetch from different base URLs, %v and %v: they would not share the app's token",
+			signed["webank_sign"]["base_url"], local["webank_sign_local"]["base_url"])
 	}
 }
 

@@ -71,6 +71,10 @@ type env struct {
 	// access log may show them, since they are no secret.
 	clientSent []string
 
+	// What the sidecar's launch answers held (signs, nonces, login URLs):
+	// meant for the SDK or the browser, never for a log.
+	launchSecrets []string
+
 	// The config holds the secret literally, so Caddy's own debug dump of
 	// it ("adjusted config") does too: the log check skips that line.
 	literalSecret bool
@@ -257,9 +261,22 @@ func (e *env) checkLogs() {
 		logs = withoutLines(logs, []byte(`"msg":"adjusted config"`))
 	}
 	forbidden := leakcheck.Forbidden(secret, e.fake.Fake)
+	forbidden = append(forbidden, e.launchSecrets...)
 	for _, path := range []string{webanktest.PathOCR, webanktest.PathBankCard, webanktest.PathSync, webanktest.PathFaceRecord} {
 		for _, q := range e.fake.Requests(path) {
 			forbidden = append(forbidden, personalData(e.fake, path, q)...)
+		}
+	}
+	// What the signed launch and upload APIs received: their signs and
+	// nonces, and the person's name, ID number and photo.
+	for _, path := range []string{webanktest.PathAdvFaceID, webanktest.PathFaceID, webanktest.PathPlusFaceID, webanktest.PathWillFaceID,
+		webanktest.PathH5FaceID, webanktest.PathPhotoInfo, webanktest.PathBankCardOCR, webanktest.PathFaceRecord} {
+		for _, q := range e.fake.Requests(path) {
+			for _, k := range []string{"sign", "nonce", "name", "idNo", "sourcePhotoStr"} {
+				if v := q.Get(k); len(v) > 1 {
+					forbidden = append(forbidden, v)
+				}
+			}
 		}
 	}
 	for _, leak := range leakcheck.Find(logs, forbidden) {

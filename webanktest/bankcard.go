@@ -32,33 +32,90 @@ func (f *Fake) serveBankCard(x *exchange) {
 // photos of Options.PhotoBytes raw bytes each. BankCardResultBody is safe
 // for concurrent use.
 func (f *Fake) BankCardResultBody(appID, orderNo string, getFile bool) []byte {
-	seed := resultSeed("bank card", appID, orderNo)
-	rng := rand.NewChaCha8(seed)
-	operated := timeIn2025(rng)
-	queried := operated.Add(time.Duration(60+intn(rng, 24*3600)) * time.Second)
-
+	c := newBankCard(appID, orderNo)
 	res := bankCardResult{
-		BizSeqNo:          bizSeqNo(rng, operated),
-		TransactionTime:   wbTime(operated),
+		BizSeqNo:          c.operatedSeq,
+		TransactionTime:   wbTime(c.operated),
 		OrderNo:           orderNo,
-		BankCardNo:        newBankCardNo(rng),
-		BankCardValidDate: fmt.Sprintf("%02d/%d", 1+intn(rng, 12), 2026+intn(rng, 10)),
+		BankCardNo:        c.number,
+		BankCardValidDate: c.validDate,
 		WarnCode:          "0",
-		OperateTime:       operated.Format(time.DateTime),
+		OperateTime:       c.operated.Format(time.DateTime),
 		Success:           true,
 	}
 	if getFile {
-		res.BankcardCropPhoto = f.photo(seed, "bankcardCropPhoto")
-		res.BankcardNoPhoto = f.photo(seed, "bankcardNoPhoto")
-		res.OriginBankcardPhoto = f.photo(seed, "originBankcardPhoto")
+		res.BankcardCropPhoto = f.photo(c.seed, "bankcardCropPhoto")
+		res.BankcardNoPhoto = f.photo(c.seed, "bankcardNoPhoto")
+		res.OriginBankcardPhoto = f.photo(c.seed, "originBankcardPhoto")
 	}
 	return marshal(bankCardResponse{
 		Code:            codeOK,
 		Msg:             msgOK,
-		BizSeqNo:        bizSeqNo(rng, queried),
-		TransactionTime: wbTime(queried),
+		BizSeqNo:        c.queriedSeq,
+		TransactionTime: wbTime(c.queried),
 		Result:          res,
 	})
+}
+
+// serveBankCardOCR answers the bank-card upload /api/paas/bankcardocrapp:
+// the request (400102; see parseSignedBody; the image, in a member of its
+// own, is not checked), then the checks of authorize.
+func (f *Fake) serveBankCardOCR(x *exchange) {
+	p, err := parseSignedBody(x)
+	if err != nil {
+		f.badRequest(x, err)
+		return
+	}
+	if !f.authorize(x, p, answer{}) {
+		return
+	}
+	x.writeBody(http.StatusOK, codeOK, f.BankCardUploadResultBody(p.appID, p.orderNo))
+}
+
+// BankCardUploadResultBody returns exactly the body the bankcardocrapp
+// endpoint answers to a valid request for appID and orderNo: the card that
+// BankCardResultBody answers for the same appID and orderNo, with the
+// upload API's spelling (bankcardNo, bankcardValidDate, warningCode) and
+// no photo. Every byte is a function of the two arguments alone.
+// BankCardUploadResultBody is safe for concurrent use.
+func (f *Fake) BankCardUploadResultBody(appID, orderNo string) []byte {
+	c := newBankCard(appID, orderNo)
+	return marshal(bankCardUploadResponse{
+		Code:            codeOK,
+		Msg:             msgOK,
+		BizSeqNo:        c.operatedSeq,
+		TransactionTime: wbTime(c.operated),
+		Result: bankCardUploadResult{
+			BizSeqNo:          c.operatedSeq,
+			TransactionTime:   wbTime(c.operated),
+			OrderNo:           orderNo,
+			BankcardNo:        c.number,
+			BankcardValidDate: c.validDate,
+			WarningCode:       "0",
+			Success:           true,
+		},
+	})
+}
+
+// bankCard is a made-up bank-card OCR, drawn from its app id and order
+// number, that both bank-card endpoints answer.
+type bankCard struct {
+	seed                    [32]byte
+	operated, queried       time.Time
+	operatedSeq, queriedSeq string // bizSeqNo of the OCR and of the query
+	number, validDate       string
+}
+
+func newBankCard(appID, orderNo string) bankCard {
+	c := bankCard{seed: resultSeed("bank card", appID, orderNo)}
+	rng := rand.NewChaCha8(c.seed)
+	c.operated = timeIn2025(rng)
+	c.queried = c.operated.Add(time.Duration(60+intn(rng, 24*3600)) * time.Second)
+	c.operatedSeq = bizSeqNo(rng, c.operated)
+	c.number = newBankCardNo(rng)
+	c.validDate = fmt.Sprintf("%02d/%d", 1+intn(rng, 12), 2026+intn(rng, 10))
+	c.queriedSeq = bizSeqNo(rng, c.queried)
+	return c
 }
 
 // cardPrefixes are UnionPay issuer prefixes and the lengths of their card
@@ -120,4 +177,22 @@ type bankCardResult struct {
 	BankcardCropPhoto   string `json:"bankcardCropPhoto,omitempty"`
 	BankcardNoPhoto     string `json:"bankcardNoPhoto,omitempty"`
 	OriginBankcardPhoto string `json:"originBankcardPhoto,omitempty"`
+}
+
+type bankCardUploadResponse struct {
+	Code            string               `json:"code"`
+	Msg             string               `json:"msg"`
+	BizSeqNo        string               `json:"bizSeqNo"`
+	TransactionTime string               `json:"transactionTime"`
+	Result          bankCardUploadResult `json:"result"`
+}
+
+type bankCardUploadResult struct {
+	BizSeqNo          string `json:"bizSeqNo"`
+	TransactionTime   string `json:"transactionTime"`
+	OrderNo           string `json:"orderNo"`
+	BankcardNo        string `json:"bankcardNo"`
+	BankcardValidDate string `json:"bankcardValidDate"`
+	WarningCode       string `json:"warningCode"`
+	Success           bool   `json:"success"`
 }

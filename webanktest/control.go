@@ -53,30 +53,56 @@ func (f *Fake) serveControl(x *exchange) {
 
 // stats is the answer of GET /__fake/stats.
 type stats struct {
-	TokenCalls      int64 `json:"token_calls"`
-	TicketCalls     int64 `json:"ticket_calls"`
-	OCRCalls        int64 `json:"ocr_calls"`
-	BankCardCalls   int64 `json:"bankcard_calls"`
-	SyncCalls       int64 `json:"sync_calls"`
-	FaceRecordCalls int64 `json:"facerecord_calls"`
-	BadSignatures   int64 `json:"bad_signatures"`
-	StaleTickets    int64 `json:"stale_tickets"`
-	ReusedNonces    int64 `json:"reused_nonces"`
-	BadRequests     int64 `json:"bad_requests"`
+	TokenCalls       int64 `json:"token_calls"`
+	TicketCalls      int64 `json:"ticket_calls"`
+	OCRCalls         int64 `json:"ocr_calls"`
+	BankCardCalls    int64 `json:"bankcard_calls"`
+	SyncCalls        int64 `json:"sync_calls"`
+	FaceRecordCalls  int64 `json:"facerecord_calls"`
+	NonceCalls       int64 `json:"nonce_calls"`
+	AdvFaceIDCalls   int64 `json:"advfaceid_calls"`
+	FaceIDCalls      int64 `json:"faceid_calls"`
+	PlusFaceIDCalls  int64 `json:"plusfaceid_calls"`
+	WillFaceIDCalls  int64 `json:"willfaceid_calls"`
+	H5FaceIDCalls    int64 `json:"h5faceid_calls"`
+	PhotoInfoCalls   int64 `json:"photoinfo_calls"`
+	BankCardOCRCalls int64 `json:"bankcardocr_calls"`
+	LoginCalls       int64 `json:"login_calls"`
+	SDKLoginCalls    int64 `json:"sdklogin_calls"`
+	NonceTickets     int64 `json:"nonce_tickets"`
+	Logins           int64 `json:"logins"`
+	SDKLogins        int64 `json:"sdk_logins"`
+	BadSignatures    int64 `json:"bad_signatures"`
+	StaleTickets     int64 `json:"stale_tickets"`
+	ReusedNonces     int64 `json:"reused_nonces"`
+	BadRequests      int64 `json:"bad_requests"`
 }
 
 func (f *Fake) serveStats(url.Values) (any, error) {
 	return stats{
-		TokenCalls:      f.Calls(PathToken),
-		TicketCalls:     f.Calls(PathTicket),
-		OCRCalls:        f.Calls(PathOCR),
-		BankCardCalls:   f.Calls(PathBankCard),
-		SyncCalls:       f.Calls(PathSync),
-		FaceRecordCalls: f.Calls(PathFaceRecord),
-		BadSignatures:   f.BadSignatures(),
-		StaleTickets:    f.StaleTickets(),
-		ReusedNonces:    f.ReusedNonces(),
-		BadRequests:     f.BadRequests(),
+		TokenCalls:       f.Calls(PathToken),
+		TicketCalls:      f.Calls(PathTicket),
+		OCRCalls:         f.Calls(PathOCR),
+		BankCardCalls:    f.Calls(PathBankCard),
+		SyncCalls:        f.Calls(PathSync),
+		FaceRecordCalls:  f.Calls(PathFaceRecord),
+		NonceCalls:       f.NonceCalls(),
+		AdvFaceIDCalls:   f.Calls(PathAdvFaceID),
+		FaceIDCalls:      f.Calls(PathFaceID),
+		PlusFaceIDCalls:  f.Calls(PathPlusFaceID),
+		WillFaceIDCalls:  f.Calls(PathWillFaceID),
+		H5FaceIDCalls:    f.Calls(PathH5FaceID),
+		PhotoInfoCalls:   f.Calls(PathPhotoInfo),
+		BankCardOCRCalls: f.Calls(PathBankCardOCR),
+		LoginCalls:       f.Calls(PathLogin),
+		SDKLoginCalls:    f.Calls(PathSDKLogin),
+		NonceTickets:     f.NonceTickets(),
+		Logins:           f.Logins(),
+		SDKLogins:        f.SDKLogins(),
+		BadSignatures:    f.BadSignatures(),
+		StaleTickets:     f.StaleTickets(),
+		ReusedNonces:     f.ReusedNonces(),
+		BadRequests:      f.BadRequests(),
 	}, nil
 }
 

@@ -55,6 +55,10 @@ func TestControlAPI(t *testing.T) {
 		"stale_tickets":    1,
 		"reused_nonces":    0,
 		"bad_requests":     1,
+		// The launch flows were not used.
+		"nonce_calls": 0, "advfaceid_calls": 0, "faceid_calls": 0, "plusfaceid_calls": 0,
+		"willfaceid_calls": 0, "h5faceid_calls": 0, "photoinfo_calls": 0, "bankcardocr_calls": 0,
+		"login_calls": 0, "sdklogin_calls": 0, "nonce_tickets": 0, "logins": 0, "sdk_logins": 0,
 	}
 	if len(got) != len(want) {
 		t.Errorf("stats = %v, want %v", got, want)

@@ -11,16 +11,18 @@ import (
 // per app; older ones are forgotten and so no longer accepted.
 const maxHistory = 1024
 
-// credentials holds the apps' secrets and the access tokens and SIGN tickets
-// issued for them, and decides which are still valid. It is safe for
-// concurrent use.
+// credentials holds the apps' secrets and the access tokens, SIGN tickets
+// and NONCE tickets issued for them, and decides which are still valid. It
+// is safe for concurrent use.
 //
 // An access token is valid until the earlier of its expiry and grace after
 // it is superseded by the app's next token. A ticket is valid until its own
-// expiry, and only while its token is valid.
+// expiry, and only while its token is valid; a NONCE ticket, besides, only
+// until it is used.
 type credentials struct {
 	tokenTTL  time.Duration
 	ticketTTL time.Duration
+	nonceTTL  time.Duration
 	grace     time.Duration     // >= 0
 	secrets   map[string]string // app_id -> secret; never modified
 
@@ -33,6 +35,7 @@ type appTokens struct {
 	current *accessToken   // nil until the first token
 	tokens  []*accessToken // oldest first, at most maxHistory
 	tickets []*signTicket  // oldest first, at most maxHistory
+	nonces  []*nonceTicket // oldest first, at most maxNonceTickets
 }
 
 type accessToken struct {
@@ -46,7 +49,7 @@ type signTicket struct {
 	token   *accessToken
 }
 
-func newCredentials(secrets map[string]string, tokenTTL, ticketTTL, grace time.Duration) *credentials {
+func newCredentials(secrets map[string]string, tokenTTL, ticketTTL, nonceTTL, grace time.Duration) *credentials {
 	apps := make(map[string]*appTokens, len(secrets))
 	for id := range secrets {
 		apps[id] = &appTokens{}
@@ -54,6 +57,7 @@ func newCredentials(secrets map[string]string, tokenTTL, ticketTTL, grace time.D
 	return &credentials{
 		tokenTTL:  tokenTTL,
 		ticketTTL: ticketTTL,
+		nonceTTL:  nonceTTL,
 		grace:     grace,
 		secrets:   secrets,
 		apps:      apps,
@@ -97,6 +101,17 @@ func (c *credentials) issueTicket(appID, token string, now time.Time) (ticket st
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a := c.apps[appID]
+	from := a.validToken(token, now)
+	if from == nil {
+		return "", false
+	}
+	a.tickets = appendBounded(a.tickets, &signTicket{value: value, expires: now.Add(c.ticketTTL), token: from}, maxHistory)
+	return value, true
+}
+
+// validToken returns the token of a whose value is token if it is valid at
+// now, else nil. The caller holds credentials.mu.
+func (a *appTokens) validToken(token string, now time.Time) *accessToken {
 	var from *accessToken
 	for _, t := range a.tokens {
 		if subtle.ConstantTimeCompare([]byte(token), []byte(t.value)) == 1 {
@@ -104,10 +119,21 @@ func (c *credentials) issueTicket(appID, token string, now time.Time) (ticket st
 		}
 	}
 	if from == nil || !now.Before(from.deadline) {
+		return nil
+	}
+	return from
+}
+
+// latestTicket returns the SIGN ticket last issued for the known app appID,
+// valid or not, and false if none was.
+func (c *credentials) latestTicket(appID string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := c.apps[appID].tickets
+	if len(ts) == 0 {
 		return "", false
 	}
-	a.tickets = appendBounded(a.tickets, &signTicket{value: value, expires: now.Add(c.ticketTTL), token: from}, maxHistory)
-	return value, true
+	return ts[len(ts)-1].value, true
 }
 
 // tickets returns the tickets kept for the known app appID, newest first,
@@ -133,6 +159,9 @@ func (c *credentials) issued() []string {
 			out = append(out, t.value)
 		}
 		for _, t := range a.tickets {
+			out = append(out, t.value)
+		}
+		for _, t := range a.nonces {
 			out = append(out, t.value)
 		}
 	}

@@ -64,38 +64,18 @@ type faceRecordParams struct {
 // checkShape). Other members are ignored.
 func parseFaceRecord(x *exchange) (faceRecordParams, error) {
 	var p faceRecordParams
-	b := x.body
-	if err := b.check(); err != nil {
+	b, err := jsonRequest(x)
+	if err != nil {
 		return p, err
 	}
-	if x.queryErr != nil {
-		return p, errMalformedQuery
-	}
-	if len(x.query["orderNo"]) > 1 {
-		return p, errors.New("repeated parameter orderNo in URL")
-	}
-	for _, v := range []struct {
-		key string
-		dst *string
-	}{
-		{"appId", &p.appID},
-		{"orderNo", &p.orderNo},
-		{"nonce", &p.nonce},
-		{"version", &p.version},
-		{"sign", &p.sign},
-	} {
-		val, err := b.requiredString(v.key)
-		if err != nil {
-			return p, err
-		}
-		*v.dst = val
+	if err := b.requiredStrings(p.commonFields()...); err != nil {
+		return p, err
 	}
 	if raw, ok := b.fieldsByKey["getFile"]; ok {
 		v, isString := b.str("getFile")
 		if !isString {
 			v = string(raw) // a number must be written 1, 2 or 3
 		}
-		var err error
 		if p.photo, p.video, err = faceFiles(v, "getFile"); err != nil {
 			return p, err
 		}
@@ -106,8 +86,8 @@ func parseFaceRecord(x *exchange) (faceRecordParams, error) {
 		}
 		p.queryVersion = true
 	}
-	if urlNo, ok := x.query["orderNo"]; ok && urlNo[0] != p.orderNo {
-		return p, errors.New("orderNo in URL differs from orderNo in body")
+	if err := checkURLOrderNo(x, p.orderNo); err != nil {
+		return p, err
 	}
 	return p, p.checkShape("orderNo")
 }
@@ -283,4 +263,60 @@ type faceRecordResult struct {
 	Video           string `json:"video,omitempty"`
 	SDKVersion      string `json:"sdkVersion,omitempty"`
 	TRTCFlag        string `json:"trtcFlag,omitempty"`
+}
+
+// servePhotoInfo answers the face-photo query /api/v2/base/queryphotoinfo:
+// the request (400102; see parseSignedBody), then the checks of authorize,
+// with 66660011 for an order that has no result. Every code it answers is
+// a JSON number, as WeBank documents for this API.
+func (f *Fake) servePhotoInfo(x *exchange) {
+	p, err := parseSignedBody(x)
+	if err != nil {
+		f.badRequest(x, err)
+		return
+	}
+	if !f.authorize(x, p, answer{codeFaceNotFound, "face result not found"}) {
+		return
+	}
+	x.writeBody(http.StatusOK, codeOK, f.PhotoInfoResultBody(p.appID, p.orderNo))
+}
+
+// PhotoInfoResultBody returns exactly the body the queryphotoinfo endpoint
+// answers to a valid request for appID and orderNo: code the number 0, and
+// the photo of the face verification that FaceRecordResultBody answers
+// for the same appID and orderNo. Every byte is a function of the two
+// arguments and Options.PhotoBytes alone. PhotoInfoResultBody is safe for
+// concurrent use.
+func (f *Fake) PhotoInfoResultBody(appID, orderNo string) []byte {
+	d := newFaceData(appID, orderNo)
+	photo, _ := f.encodeFaceFiles(d.seed, true, false)
+	return marshal(photoInfoResponse{
+		Code:            0,
+		Msg:             msgOK,
+		BizSeqNo:        d.bizSeqNo,
+		TransactionTime: wbTime(d.queried),
+		Result: photoInfoResult{
+			BizSeqNo:        d.bizSeqNo,
+			TransactionTime: wbTime(d.queried),
+			OrderNo:         orderNo,
+			Photo:           photo,
+			Success:         true,
+		},
+	})
+}
+
+type photoInfoResponse struct {
+	Code            int             `json:"code"`
+	Msg             string          `json:"msg"`
+	BizSeqNo        string          `json:"bizSeqNo"`
+	TransactionTime string          `json:"transactionTime"`
+	Result          photoInfoResult `json:"result"`
+}
+
+type photoInfoResult struct {
+	BizSeqNo        string `json:"bizSeqNo"`
+	TransactionTime string `json:"transactionTime"`
+	OrderNo         string `json:"orderNo"`
+	Photo           string `json:"photo"`
+	Success         bool   `json:"success"`
 }

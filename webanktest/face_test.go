@@ -184,7 +184,7 @@ func TestFaceRecordBadRequests(t *testing.T) {
 		{name: "duplicate getFile", body: string(faceRecordJSON(r, `,"getFile":1,"getFile":2`)), wantMsg: "repeated parameter getFile"},
 		// A long key is not echoed: it might be a secret.
 		{name: "duplicate long key", body: string(faceRecordJSON(r, `,"`+r.nonce+`":1,"`+r.nonce+`":2`)), wantMsg: "repeated key in JSON body"},
-		{name: "too large", body: string(faceRecordJSON(r, `,"pad":"`+strings.Repeat("x", maxJSONBody)+`"`)), wantMsg: "larger than 1 MiB"},
+		{name: "too large", body: string(faceRecordJSON(r, `,"pad":"`+strings.Repeat("x", smallBody)+`"`)), wantMsg: "larger than 1 MiB"},
 		{name: "URL orderNo differs", query: "orderNo=F2", wantMsg: "orderNo in URL differs"},
 		{name: "URL orderNo empty", query: "orderNo=", wantMsg: "orderNo in URL differs"},
 		{name: "URL orderNo repeated", query: "orderNo=F1&orderNo=F1", wantMsg: "repeated parameter orderNo in URL"},

@@ -1,10 +1,9 @@
 package webanktest
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,9 +16,10 @@ const (
 	defaultTokenTTL   = 7200 * time.Second
 	defaultTicketTTL  = 3600 * time.Second
 	defaultGrace      = 60 * time.Second
+	defaultNonceTTL   = 120 * time.Second
 	defaultPhotoBytes = 512 << 10
 
-	maxRequests = 1000     // requests kept per signed endpoint for Requests
+	maxRequests = 1000     // requests kept per recorded endpoint for Requests
 	writeChunk  = 32 << 10 // bodies are written and flushed in pieces of this size
 )
 
@@ -31,6 +31,23 @@ const (
 	PathBankCard   = "/api/server/getBankCardOcrResult"
 	PathSync       = "/api/server/sync"
 	PathFaceRecord = "/api/v2/base/queryfacerecord"
+
+	PathAdvFaceID   = "/api/server/getAdvFaceId"
+	PathFaceID      = "/api/server/getfaceid"
+	PathPlusFaceID  = "/api/server/getPlusFaceId"
+	PathWillFaceID  = "/api/server/getWillFaceId"
+	PathH5FaceID    = "/api/server/h5/geth5faceid"
+	PathPhotoInfo   = "/api/v2/base/queryphotoinfo"
+	PathBankCardOCR = "/api/paas/bankcardocrapp"
+	PathLogin       = "/api/web/login"
+	PathSDKLogin    = "/api/sdk/login"
+)
+
+// JSON body limits: queries carry a few short values, launches a photo of
+// about 1 MB in base64, the bank-card upload an image of a few MB.
+const (
+	smallBody = 1 << 20
+	photoBody = 8 << 20
 )
 
 // Answer codes; see the package doc.
@@ -64,6 +81,11 @@ type Options struct {
 	// token. Default: 3600s.
 	TicketTTL time.Duration
 
+	// NonceTTL is the lifetime of a NONCE ticket, answered as its
+	// expire_in in whole seconds. A NONCE ticket also dies with its access
+	// token, and once used. Default: 120s.
+	NonceTTL time.Duration
+
 	// Grace is how long a superseded access token, and every ticket made
 	// from it, stays valid after a newer token is issued for the same app.
 	// Default: 60s. A negative value means no grace: a token is invalid
@@ -76,6 +98,13 @@ type Options struct {
 	// raised to 6.
 	PhotoBytes int
 
+	// OptimalDomain is the host[:port] that the faceId APIs answer as
+	// optimalDomain, where the H5 login page is to be found. Default: the
+	// address the fake listens on (NewServer's, or else the local address
+	// of the connection the request came in on), never the request's Host
+	// header, which a proxy passes through from its client.
+	OptimalDomain string
+
 	// Now is the fake's clock, used for every validity decision and the
 	// transaction times of token and ticket answers. Default: time.Now.
 	// Tests inject their own clock to move time without sleeping.
@@ -83,9 +112,10 @@ type Options struct {
 
 	// Logf, if set, is called once per request with a line holding the
 	// method, the path, the app id and order number (from the query, or
-	// for queryfacerecord from the body) and the code, status or fault
-	// answered. The line never holds a secret, access_token, ticket, sign,
-	// nonce or result field. Logf may be called from several goroutines at
+	// for the POST endpoints from the body) and the code, status, redirect
+	// or fault answered. The line never holds a secret, access_token,
+	// ticket, sign, nonce or result field, nor a name, ID number, photo,
+	// user id or callback url. Logf may be called from several goroutines at
 	// once, and, for a request held by a Hang or Delay fault, as late as
 	// Close.
 	Logf func(format string, args ...any)
@@ -99,17 +129,24 @@ type Fake struct {
 	logf       func(format string, args ...any)
 	photoBytes int
 	creds      *credentials
-	nonces     *nonceSet // shared by every signed endpoint
+	nonces     *recentSet // app_id + nonce, shared by every endpoint signed with a SIGN ticket
+	faceIDs    *recentSet // app_id, order number and faceId of every faceId issued
 	routes     map[string]route
-	calls      map[string]*atomic.Int64 // by path, one per route; never modified after New
+	nonceRoute route                      // the NONCE ticket endpoint: PathTicket with type=NONCE
+	calls      map[Endpoint]*atomic.Int64 // one per route; never modified after New
+
+	optimalDomain string // set by New, or by newServer before it serves
 
 	badSignatures atomic.Int64
 	staleTickets  atomic.Int64
 	reusedNonces  atomic.Int64
 	badRequests   atomic.Int64
+	nonceTickets  atomic.Int64
+	logins        atomic.Int64
+	sdkLogins     atomic.Int64
 
 	requestsMu sync.Mutex              // protects requests
-	requests   map[string][]url.Values // by path of a signed endpoint; oldest first, each at most maxRequests
+	requests   map[string][]url.Values // by path of a recorded endpoint; oldest first, each at most maxRequests
 
 	faultsMu sync.Mutex // protects faults
 	faults   map[Endpoint]Fault
@@ -135,6 +172,7 @@ func New(opts Options) *Fake {
 	}
 	tokenTTL := orDefault(opts.TokenTTL, defaultTokenTTL)
 	ticketTTL := orDefault(opts.TicketTTL, defaultTicketTTL)
+	nonceTTL := orDefault(opts.NonceTTL, defaultNonceTTL)
 	grace := orDefault(opts.Grace, defaultGrace)
 	if grace < 0 {
 		grace = 0
@@ -149,24 +187,39 @@ func New(opts Options) *Fake {
 		now:        now,
 		logf:       opts.Logf,
 		photoBytes: photoBytes,
-		creds:      newCredentials(secrets, tokenTTL, ticketTTL, grace),
-		nonces:     newNonceSet(maxNonces),
+		creds:      newCredentials(secrets, tokenTTL, ticketTTL, nonceTTL, grace),
+		nonces:     newRecentSet(maxNonces),
+		faceIDs:    newRecentSet(maxFaceIDs),
 		requests:   make(map[string][]url.Values),
 		faults:     make(map[Endpoint]Fault),
 		done:       make(chan struct{}),
+
+		optimalDomain: opts.OptimalDomain,
 	}
 	f.routes = map[string]route{
 		PathToken:      {ep: TokenEndpoint, serve: f.serveToken},
 		PathTicket:     {ep: TicketEndpoint, serve: f.serveTicket},
-		PathOCR:        {ep: OCREndpoint, serve: f.serveOCR, signed: true},
-		PathBankCard:   {ep: BankCardEndpoint, serve: f.serveBankCard, signed: true},
-		PathSync:       {ep: SyncEndpoint, serve: f.serveSync, signed: true},
-		PathFaceRecord: {ep: FaceRecordEndpoint, serve: f.serveFaceRecord, signed: true, post: true},
+		PathOCR:        {ep: OCREndpoint, serve: f.serveOCR, record: true},
+		PathBankCard:   {ep: BankCardEndpoint, serve: f.serveBankCard, record: true},
+		PathSync:       {ep: SyncEndpoint, serve: f.serveSync, record: true},
+		PathFaceRecord: {ep: FaceRecordEndpoint, serve: f.serveFaceRecord, record: true, maxBody: smallBody},
+
+		PathAdvFaceID:   {ep: AdvFaceIDEndpoint, serve: f.serveFaceID, record: true, maxBody: photoBody},
+		PathFaceID:      {ep: FaceIDEndpoint, serve: f.serveFaceID, record: true, maxBody: photoBody},
+		PathPlusFaceID:  {ep: PlusFaceIDEndpoint, serve: f.serveFaceID, record: true, maxBody: photoBody},
+		PathWillFaceID:  {ep: WillFaceIDEndpoint, serve: f.serveFaceID, record: true, maxBody: photoBody},
+		PathH5FaceID:    {ep: H5FaceIDEndpoint, serve: f.serveH5FaceID, record: true, maxBody: photoBody},
+		PathPhotoInfo:   {ep: PhotoInfoEndpoint, serve: f.servePhotoInfo, record: true, maxBody: smallBody, numeric: true},
+		PathBankCardOCR: {ep: BankCardOCREndpoint, serve: f.serveBankCardOCR, record: true, maxBody: photoBody},
+		PathLogin:       {ep: LoginEndpoint, serve: f.serveLogin, record: true, getOnly: true, refusal: http.StatusBadRequest},
+		PathSDKLogin:    {ep: SDKLoginEndpoint, serve: f.serveSDKLogin, record: true, maxBody: smallBody},
 	}
-	f.calls = make(map[string]*atomic.Int64, len(f.routes))
-	for path := range f.routes {
-		f.calls[path] = new(atomic.Int64)
+	f.nonceRoute = route{ep: NonceEndpoint, serve: f.serveNonceTicket}
+	f.calls = make(map[Endpoint]*atomic.Int64, len(f.routes)+1)
+	for _, rt := range f.routes {
+		f.calls[rt.ep] = new(atomic.Int64)
 	}
+	f.calls[f.nonceRoute.ep] = new(atomic.Int64)
 	return f
 }
 
@@ -188,7 +241,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveControl(x)
 		return
 	}
-	rt, ok := f.routes[r.URL.Path]
+	rt, ok := f.routeOf(x)
 	if !ok {
 		x.writeJSON(http.StatusNotFound, "404", "not found")
 		return
@@ -198,11 +251,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.writeJSON(http.StatusMethodNotAllowed, "405", "method not allowed")
 		return
 	}
-	f.calls[r.URL.Path].Add(1)
-	if rt.post {
-		x.body = readJSONBody(w, r) // before any fault, so that faulted requests are recorded too
+	f.calls[rt.ep].Add(1)
+	x.numeric, x.refusal = rt.numeric, rt.refusal
+	if rt.maxBody > 0 {
+		x.body = readJSONBody(w, r, rt.maxBody) // before any fault, so that faulted requests are recorded too
 	}
-	if rt.signed {
+	if rt.record {
 		f.recordRequest(r.URL.Path, x.recorded())
 	}
 	if f.injectFault(x, f.fault(rt.ep)) {
@@ -211,34 +265,54 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.serve(x)
 }
 
+// routeOf returns the route of x's request: by path, except that a query
+// with the single type NONCE asks the api_ticket path for a NONCE ticket.
+func (f *Fake) routeOf(x *exchange) (route, bool) {
+	rt, ok := f.routes[x.r.URL.Path]
+	if ok && x.r.URL.Path == PathTicket && x.queryErr == nil && slices.Equal(x.query["type"], []string{"NONCE"}) {
+		return f.nonceRoute, true
+	}
+	return rt, ok
+}
+
 // route is how the fake serves one WeBank endpoint.
 type route struct {
-	ep     Endpoint
-	serve  func(*exchange)
-	signed bool // checked against SIGN tickets; its requests are kept for Requests
-	post   bool // POST with a JSON body; otherwise GET (or HEAD) with a query
+	ep      Endpoint
+	serve   func(*exchange)
+	record  bool  // its requests are kept for Requests; those of token and tickets hold secrets
+	maxBody int64 // if not 0, POST with a JSON body of at most maxBody bytes; otherwise GET with a query
+	getOnly bool  // GET but not HEAD, because answering uses something up
+	numeric bool  // every code is answered as a JSON number
+	refusal int   // the HTTP status of a refusal with a code; 0 means 200, as WeBank's APIs answer
 }
 
 // allows reports whether r takes method. HEAD is answered as GET, without
-// the body.
+// the body, unless getOnly.
 func (r route) allows(method string) bool {
-	if r.post {
+	switch {
+	case r.maxBody > 0:
 		return method == http.MethodPost
+	case r.getOnly:
+		return method == http.MethodGet
 	}
 	return method == http.MethodGet || method == http.MethodHead
 }
 
 // allow returns the methods r takes, as an Allow header.
 func (r route) allow() string {
-	if r.post {
+	switch {
+	case r.maxBody > 0:
 		return http.MethodPost
+	case r.getOnly:
+		return http.MethodGet
 	}
 	return "GET, HEAD"
 }
 
-// IssuedValues returns every access token and SIGN ticket the fake has
-// issued and still remembers (the last 1,024 of each per app), so that tests
-// can check that none of them leaked into a log or an answer.
+// IssuedValues returns every access token, SIGN ticket and NONCE ticket the
+// fake has issued and still remembers (the last 1,024 tokens and SIGN
+// tickets and 16,384 NONCE tickets per app), so that tests can check that
+// none of them leaked into a log or an answer.
 func (f *Fake) IssuedValues() []string { return f.creds.issued() }
 
 // RotateToken issues a new access token for appID as if another party had
@@ -274,97 +348,4 @@ func (f *Fake) logExchange(x *exchange) {
 		line += " order_no=" + strconv.Quote(orderNo)
 	}
 	f.logf("%s: %s", line, x.outcome)
-}
-
-// firstOf returns the first value of the first of keys present in q.
-func firstOf(q url.Values, keys ...string) string {
-	for _, k := range keys {
-		if v := q.Get(k); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// exchange is one request being answered. It holds the parsed query, and
-// body if JSON, and remembers what was answered, for the log line.
-type exchange struct {
-	w        http.ResponseWriter
-	r        *http.Request
-	query    url.Values // as much as could be parsed
-	queryErr error      // non-nil if the raw query is malformed
-	body     *jsonBody  // the body of a POST endpoint's request; nil for GET endpoints
-	outcome  string     // what was answered, e.g. "code 0"; never a secret
-}
-
-func newExchange(w http.ResponseWriter, r *http.Request) *exchange {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	return &exchange{w: w, r: r, query: q, queryErr: err, outcome: "no answer"}
-}
-
-// ids returns the app id and order number of the request, for the log
-// line: from the body of a JSON request, else from the query.
-func (x *exchange) ids() (appID, orderNo string) {
-	if x.body != nil {
-		appID, _ = x.body.str("appId")
-		if orderNo, _ = x.body.str("orderNo"); orderNo == "" {
-			orderNo = x.query.Get("orderNo")
-		}
-		return appID, orderNo
-	}
-	return firstOf(x.query, "app_id", "appId"), x.query.Get("order_no")
-}
-
-// reply answers HTTP 200 with {"code":code,"msg":msg}, as WeBank answers
-// errors.
-func (x *exchange) reply(code, msg string) {
-	x.writeJSON(http.StatusOK, code, msg)
-}
-
-// writeJSON answers status with {"code":code,"msg":msg}.
-func (x *exchange) writeJSON(status int, code, msg string) {
-	x.writeBody(status, code, marshal(errorBody{Code: code, Msg: msg}))
-}
-
-// writeBody answers status with body, a JSON object whose code is code.
-func (x *exchange) writeBody(status int, code string, body []byte) {
-	if status == http.StatusOK {
-		x.outcome = "code " + code
-	} else {
-		x.outcome = fmt.Sprintf("status %d", status)
-	}
-	x.write(status, jsonContentType, body)
-}
-
-// write answers status with body, in pieces of writeChunk bytes, each
-// flushed, so that big bodies reach the client as a stream.
-func (x *exchange) write(status int, contentType string, body []byte) {
-	h := x.w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	x.w.WriteHeader(status)
-	rc := http.NewResponseController(x.w)
-	for len(body) > 0 {
-		n := min(len(body), writeChunk)
-		if _, err := x.w.Write(body[:n]); err != nil {
-			return // the client is gone
-		}
-		body = body[n:]
-		_ = rc.Flush() // not every ResponseWriter can flush; the body is complete anyway
-	}
-}
-
-type errorBody struct {
-	Code string `json:"code"`
-	Msg  string `json:"msg"`
-}
-
-// marshal returns the JSON encoding of v, which must be one of the fake's
-// own answer types; they always encode.
-func marshal(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic("webanktest: encoding answer: " + err.Error())
-	}
-	return b
 }

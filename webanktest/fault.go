@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -19,12 +20,32 @@ const (
 	BankCardEndpoint   Endpoint = "bankcard"   // PathBankCard
 	SyncEndpoint       Endpoint = "sync"       // PathSync
 	FaceRecordEndpoint Endpoint = "facerecord" // PathFaceRecord
+
+	NonceEndpoint       Endpoint = "nonce"       // PathTicket with type=NONCE
+	AdvFaceIDEndpoint   Endpoint = "advfaceid"   // PathAdvFaceID
+	FaceIDEndpoint      Endpoint = "faceid"      // PathFaceID
+	PlusFaceIDEndpoint  Endpoint = "plusfaceid"  // PathPlusFaceID
+	WillFaceIDEndpoint  Endpoint = "willfaceid"  // PathWillFaceID
+	H5FaceIDEndpoint    Endpoint = "h5faceid"    // PathH5FaceID
+	PhotoInfoEndpoint   Endpoint = "photoinfo"   // PathPhotoInfo
+	BankCardOCREndpoint Endpoint = "bankcardocr" // PathBankCardOCR
+	LoginEndpoint       Endpoint = "login"       // PathLogin
+	SDKLoginEndpoint    Endpoint = "sdklogin"    // PathSDKLogin
 )
+
+// endpoints are the Endpoint constants. Never modified.
+var endpoints = [...]Endpoint{
+	TokenEndpoint, TicketEndpoint, OCREndpoint, BankCardEndpoint, SyncEndpoint, FaceRecordEndpoint,
+	NonceEndpoint, AdvFaceIDEndpoint, FaceIDEndpoint, PlusFaceIDEndpoint, WillFaceIDEndpoint,
+	H5FaceIDEndpoint, PhotoInfoEndpoint, BankCardOCREndpoint, LoginEndpoint, SDKLoginEndpoint,
+}
 
 // Fault describes how an endpoint misbehaves. The zero Fault means none.
 // A request answered by a fault is still counted in Calls (and, for a
-// signed endpoint, recorded in Requests), but is not checked, so it changes
-// no other counter, uses up no nonce and issues no token or ticket.
+// recorded endpoint, recorded in Requests), but is not checked, so it changes
+// no other counter, uses up no nonce or NONCE ticket and issues no token,
+// ticket or faceId. A Code fault is answered with the endpoint's refusal
+// status (400 for the login page) and, for queryphotoinfo, a numeric code.
 //
 // Delay applies first; then the first of the other fields that is set, in
 // the order Reset, Hang, Status, Code, Malformed, decides the answer. A
@@ -35,7 +56,8 @@ type Fault struct {
 	// and 599.
 	Status int
 
-	// Code, if not empty, is answered as HTTP 200 {"code":Code,"msg":"injected fault"}.
+	// Code, if not empty, is answered as {"code":Code,"msg":"injected fault"},
+	// with HTTP 200 (400 on the login page).
 	Code string
 
 	// Delay is waited before answering. The wait ends, with no answer, when
@@ -91,9 +113,7 @@ func (f *Fake) ClearFaults() {
 }
 
 func checkFault(ep Endpoint, fault Fault) error {
-	switch ep {
-	case TokenEndpoint, TicketEndpoint, OCREndpoint, BankCardEndpoint, SyncEndpoint, FaceRecordEndpoint:
-	default:
+	if !slices.Contains(endpoints[:], ep) {
 		return fmt.Errorf("unknown endpoint %q", ep)
 	}
 	if fault.Status != 0 && (fault.Status < 200 || fault.Status > 599) {

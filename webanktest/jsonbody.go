@@ -2,17 +2,18 @@ package webanktest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
-
-// maxJSONBody is the largest JSON request body the fake reads.
-const maxJSONBody = 1 << 20
 
 // jsonBody is the body of a request to a JSON endpoint, read before any fault
 // is injected so that faulted requests are recorded too. It is not checked
@@ -31,22 +32,24 @@ type jsonField struct {
 	value json.RawMessage
 }
 
-// readJSONBody reads and parses the body of r, at most maxJSONBody bytes. A
+// readJSONBody reads and parses the body of r, at most limit bytes (a
+// whole number of MiB). A
 // body that is too long, unreadable, not a single JSON object, or that
 // repeats a key is remembered in the result's err; its fields are kept if
 // it is a well-formed object, repeated keys included.
-func readJSONBody(w http.ResponseWriter, r *http.Request) *jsonBody {
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) *jsonBody {
 	b := &jsonBody{contentType: r.Header.Get("Content-Type")}
 	_, b.hasLength = r.Header["Content-Length"]
-	if r.ContentLength > maxJSONBody {
-		b.err = errBodyTooLarge
+	errTooLarge := fmt.Errorf("body larger than %d MiB", limit>>20)
+	if r.ContentLength > limit {
+		b.err = errTooLarge
 		return b
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		b.err = errBodyTooLarge
+		b.err = errTooLarge
 		return b
 	case err != nil:
 		b.err = errors.New("reading body failed")
@@ -59,8 +62,6 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) *jsonBody {
 	}
 	return b
 }
-
-var errBodyTooLarge = errors.New("body larger than 1 MiB")
 
 // check returns the first reason b cannot be served: a Content-Type other
 // than application/json with at most a UTF-8 charset, no Content-Length, or
@@ -79,6 +80,31 @@ func (b *jsonBody) check() error {
 		return errors.New("Content-Length required")
 	}
 	return b.err
+}
+
+// jsonRequest returns the body of x, a request to a JSON endpoint, once
+// the checks every such request shares have passed, in this order: the
+// headers and body (see jsonBody.check), the URL's query (well formed,
+// orderNo at most once).
+func jsonRequest(x *exchange) (*jsonBody, error) {
+	if err := x.body.check(); err != nil {
+		return nil, err
+	}
+	if x.queryErr != nil {
+		return nil, errMalformedQuery
+	}
+	if len(x.query["orderNo"]) > 1 {
+		return nil, errors.New("repeated parameter orderNo in URL")
+	}
+	return x.body, nil
+}
+
+// checkURLOrderNo checks that the orderNo of x's URL, if any, is orderNo.
+func checkURLOrderNo(x *exchange, orderNo string) error {
+	if urlNo, ok := x.query["orderNo"]; ok && urlNo[0] != orderNo {
+		return errors.New("orderNo in URL differs from orderNo in body")
+	}
+	return nil
 }
 
 // parseObject parses raw as exactly one JSON object and returns its
@@ -171,6 +197,38 @@ func (b *jsonBody) requiredString(key string) (string, error) {
 	return s, nil
 }
 
+// stringField is a member of a JSON body and where its value goes.
+type stringField struct {
+	key string
+	dst *string
+}
+
+// requiredStrings sets each field's dst to the value of its key, which
+// must be a non-empty JSON string; the first that is not is the error.
+func (b *jsonBody) requiredStrings(fields ...stringField) error {
+	for _, fl := range fields {
+		v, err := b.requiredString(fl.key)
+		if err != nil {
+			return err
+		}
+		*fl.dst = v
+	}
+	return nil
+}
+
+// optionalString returns the value of key, which must be absent or a
+// JSON string.
+func (b *jsonBody) optionalString(key string) (string, error) {
+	if _, ok := b.fieldsByKey[key]; !ok {
+		return "", nil
+	}
+	s, ok := b.str(key)
+	if !ok {
+		return "", errors.New("parameter " + key + " must be a string")
+	}
+	return s, nil
+}
+
 // values returns the fields as url.Values, each value a string's content or
 // other JSON in compact form; see Fake.Requests.
 func (b *jsonBody) values() url.Values {
@@ -181,8 +239,23 @@ func (b *jsonBody) values() url.Values {
 	return out
 }
 
-// rawText returns the content of a JSON string, or other JSON compacted.
+// maxRecordedValue is the longest value Requests keeps as it is; longer
+// ones, photos and images, are kept as their length and hash.
+const maxRecordedValue = 64 << 10
+
+// rawText returns the content of a JSON string, or other JSON compacted,
+// or, if that is longer than maxRecordedValue, its SHA-256 and length.
 func rawText(raw json.RawMessage) string {
+	s := rawValue(raw)
+	if len(s) > maxRecordedValue {
+		sum := sha256.Sum256([]byte(s))
+		return "sha256:" + hex.EncodeToString(sum[:]) + ",bytes=" + strconv.Itoa(len(s))
+	}
+	return s
+}
+
+// rawValue returns the content of a JSON string, or other JSON compacted.
+func rawValue(raw json.RawMessage) string {
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {

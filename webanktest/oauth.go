@@ -46,12 +46,13 @@ func (f *Fake) serveToken(x *exchange) {
 	}))
 }
 
-// serveTicket answers the api_ticket endpoint: it checks the access token
-// and issues a new SIGN ticket made from it.
+// serveTicket answers the api_ticket endpoint for a SIGN ticket (any type
+// but NONCE, which serveNonceTicket answers, is refused): it checks the
+// access token and issues a new SIGN ticket made from it.
 func (f *Fake) serveTicket(x *exchange) {
 	appID, err := oauthParams(x, "access_token", "type", "version")
-	if err == nil {
-		err = expect(x.query, "type", "SIGN")
+	if err == nil && x.query.Get("type") != "SIGN" {
+		err = errors.New("parameter type must be SIGN or NONCE")
 	}
 	if err == nil {
 		err = expect(x.query, "version", "1.0.0")
@@ -70,16 +71,59 @@ func (f *Fake) serveTicket(x *exchange) {
 		x.reply(codeInvalidToken, "access_token invalid or expired")
 		return
 	}
+	x.writeTicket(ticket, now, f.creds.ticketTTL)
+}
+
+// serveNonceTicket answers the api_ticket endpoint for a NONCE ticket
+// (type=NONCE): it checks user_id and the access token and issues a new
+// NONCE ticket made from it, bound to user_id.
+func (f *Fake) serveNonceTicket(x *exchange) {
+	appID, err := oauthParams(x, "access_token", "type", "version", "user_id")
+	if err == nil {
+		err = expect(x.query, "version", "1.0.0")
+	}
+	if err == nil {
+		err = checkID(x.query.Get("user_id"), "user_id")
+	}
+	if err != nil {
+		f.badRequest(x, err)
+		return
+	}
+	if !f.creds.known(appID) {
+		x.reply(codeBadCredentials, "unknown app_id")
+		return
+	}
+	now := f.now()
+	ticket, ok := f.creds.issueNonceTicket(appID, x.query.Get("user_id"), x.query.Get("access_token"), now)
+	if !ok {
+		x.reply(codeInvalidToken, "access_token invalid or expired")
+		return
+	}
+	f.nonceTickets.Add(1)
+	x.writeTicket(ticket, now, f.creds.nonceTTL)
+}
+
+// writeTicket answers a ticket issued at now that lives for ttl.
+func (x *exchange) writeTicket(ticket string, now time.Time, ttl time.Duration) {
 	x.writeBody(http.StatusOK, codeOK, marshal(ticketBody{
 		Code:            codeOK,
 		Msg:             msgOK,
 		TransactionTime: wbTime(now),
 		Tickets: []ticketEntry{{
 			Value:      ticket,
-			ExpireIn:   strconv.FormatInt(int64(f.creds.ticketTTL/time.Second), 10),
-			ExpireTime: wbTime(now.Add(f.creds.ticketTTL)),
+			ExpireIn:   strconv.FormatInt(int64(ttl/time.Second), 10),
+			ExpireTime: wbTime(now.Add(ttl)),
 		}},
 	}))
+}
+
+// checkID checks that v, the value of key, is a user id or order number:
+// 1 to 32 of [A-Za-z0-9_-].
+func checkID(v, key string) error {
+	if v == "" || len(v) > 32 || !allOf(v, isAlnum, '_', '-') {
+		return errors.New("invalid parameter " + key)
+	}
+	return nil
 }
 
 // badRequest answers "400102" and counts it.

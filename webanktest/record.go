@@ -5,27 +5,30 @@ import "net/url"
 // Calls reports how many requests with an allowed method reached the
 // endpoint at path, one of the Path constants, however they were answered,
 // faults included. A request is counted on arrival, before it is answered.
-// RotateToken is not counted. Calls of any other path is 0.
+// RotateToken is not counted. A request for a NONCE ticket (type=NONCE)
+// is counted in NonceCalls, not in Calls(PathTicket). Calls of any other
+// path is 0.
 func (f *Fake) Calls(path string) int64 {
-	if c, ok := f.calls[path]; ok {
-		return c.Load()
+	if rt, ok := f.routes[path]; ok {
+		return f.calls[rt.ep].Load()
 	}
 	return 0
 }
 
 // Requests returns copies of what the last 1000 requests counted in Calls
-// sent to the signed endpoint at path (PathOCR, PathBankCard, PathSync or
-// PathFaceRecord), oldest first, faults included. The caller may modify the
-// result, which is nil if there are none. Requests of any other path is nil;
-// those of the token and ticket endpoints carry the secret and access token
-// and are not kept.
+// sent to the endpoint at path, oldest first, faults included, for every
+// Path constant but PathToken and PathTicket: those requests carry the
+// secret and access token and are not kept. The caller may modify the
+// result, which is nil if there are none, or for any other path.
 //
 // For the GET endpoints, each element is the request's query as parsed.
-// For PathFaceRecord, it holds each top-level member of the JSON body under
-// its own key, as the string for a JSON string and as compact JSON text
-// otherwise (so getFile 1 and "1" are both "1", but null is "null" and
-// {"a":1} is `{"a":1}`); a repeated member gives several values. A body
-// that is not a well-formed JSON object adds nothing. Besides, each URL
+// For the POST endpoints, it holds each top-level member of the JSON body
+// under its own key, as the string for a JSON string and as compact JSON
+// text otherwise (so getFile 1 and "1" are both "1", but null is "null" and
+// {"a":1} is `{"a":1}`); a repeated member gives several values. A value
+// longer than 64 KiB, such as a photo, is kept as its length and SHA-256
+// instead, "sha256:" + 64 hex digits + ",bytes=" + its length in bytes. A
+// body that is not a well-formed JSON object adds nothing. Besides, each URL
 // query parameter appears as "url:" + its name (so the URL's orderNo is
 // "url:orderNo"), and the Content-Length and Content-Type headers the
 // request carried as "header:Content-Length" and "header:Content-Type"
@@ -61,6 +64,21 @@ func (f *Fake) OCRQueries() []url.Values {
 	}
 	return []url.Values{}
 }
+
+// NonceCalls reports how many requests for a NONCE ticket (to PathTicket
+// with type=NONCE) arrived, however they were answered, faults included.
+func (f *Fake) NonceCalls() int64 { return f.calls[NonceEndpoint].Load() }
+
+// NonceTickets reports how many NONCE tickets were issued.
+func (f *Fake) NonceTickets() int64 { return f.nonceTickets.Load() }
+
+// Logins reports how many logins the H5 login page let through: each used
+// up a NONCE ticket and was redirected to its callback.
+func (f *Fake) Logins() int64 { return f.logins.Load() }
+
+// SDKLogins reports how many logins the SDK login endpoint let through,
+// each using up a NONCE ticket.
+func (f *Fake) SDKLogins() int64 { return f.sdkLogins.Load() }
 
 // BadSignatures reports how many requests to the signed endpoints, all
 // together, were answered "400101" because their sign matched no ticket

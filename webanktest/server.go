@@ -20,6 +20,8 @@ type Server struct {
 }
 
 // NewServer starts a Fake configured by opts on 127.0.0.1 and a random port.
+// If opts.OptimalDomain is empty, the faceId APIs answer the server's
+// 127.0.0.1:port as optimalDomain.
 // The caller must call Close when done. It panics if opts is invalid (see
 // New) or no port can be opened.
 func NewServer(opts Options) *Server {
@@ -31,6 +33,9 @@ func newServer(f *Fake) *Server {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(fmt.Sprintf("webanktest: listening on 127.0.0.1: %v", err))
+	}
+	if f.optimalDomain == "" {
+		f.optimalDomain = ln.Addr().String() // before the fake serves, so never read concurrently
 	}
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: f}}
 	srv.Start()

@@ -3,21 +3,31 @@ package webanktest
 import (
 	"crypto/subtle"
 	"errors"
+	"slices"
 	"strings"
-	"sync"
 )
 
 // notFoundPrefix starts the order numbers that have no result, on every
 // signed endpoint.
 const notFoundPrefix = "NOTFOUND"
 
-// maxNonces is how many recent nonces are remembered to detect reuse.
-const maxNonces = 1 << 16
-
-// signedParams are the values of a request signed with a SIGN ticket: the
-// sign is made over the other four and the ticket.
+// signedParams are the values of a request signed with a SIGN ticket.
 type signedParams struct {
-	appID, orderNo, nonce, version, sign string
+	appID, orderNo, nonce, version, sign string // nonce is empty for geth5faceid, which signs none
+
+	// signed are the values the sign is made over besides the ticket, if
+	// not those of the orderNo type: app id, order number, version and
+	// nonce.
+	signed []string
+}
+
+// signedValues returns the values p's sign is made over, besides the
+// ticket.
+func (p signedParams) signedValues() []string {
+	if p.signed != nil {
+		return p.signed
+	}
+	return []string{p.appID, p.orderNo, p.version, p.nonce}
 }
 
 // answer is a fixed {"code","msg"} answer.
@@ -27,8 +37,9 @@ type answer struct{ code, msg string }
 // endpoint has parsed and checked its parameters into p. They run in this
 // order, the first failing one deciding the answer: app_id (400103), a ticket
 // of the app the sign was made with (400101), that ticket's validity (15),
-// the nonce's novelty for the app across all signed endpoints (400101), an
-// order number not starting with notFoundPrefix (notFound). authorize
+// the nonce's novelty for the app across all signed endpoints (400101; not
+// for a request without a nonce), and, if notFound has a code, an order
+// number not starting with notFoundPrefix (notFound). authorize
 // answers and returns false at the first check that fails; if all pass, it
 // answers nothing and returns true.
 func (f *Fake) authorize(x *exchange, p signedParams, notFound answer) bool {
@@ -44,10 +55,10 @@ func (f *Fake) authorize(x *exchange, p signedParams, notFound answer) bool {
 	case !f.creds.valid(t, f.now()):
 		f.staleTickets.Add(1)
 		x.reply(codeInvalidToken, "ticket expired or its access_token invalid")
-	case !f.nonces.add(p.appID, p.nonce):
+	case p.nonce != "" && !f.nonces.add(p.appID+"\x00"+p.nonce):
 		f.reusedNonces.Add(1)
 		x.reply(codeBadSignature, "nonce already used")
-	case strings.HasPrefix(p.orderNo, notFoundPrefix):
+	case notFound.code != "" && strings.HasPrefix(p.orderNo, notFoundPrefix):
 		x.reply(notFound.code, notFound.msg)
 	default:
 		return true
@@ -88,6 +99,38 @@ func parseSignedQuery(x *exchange, optional ...string) (signedParams, error) {
 	return p, p.checkShape("order_no")
 }
 
+// parseSignedBody checks a JSON request signed as the orderNo type, in
+// this order: what jsonRequest checks, appId, orderNo, nonce, version and
+// sign (non-empty JSON strings), the URL's orderNo if present being the
+// body's, and the form of the values (see checkShape). Other members are
+// ignored.
+func parseSignedBody(x *exchange) (signedParams, error) {
+	var p signedParams
+	b, err := jsonRequest(x)
+	if err != nil {
+		return p, err
+	}
+	if err := b.requiredStrings(p.commonFields()...); err != nil {
+		return p, err
+	}
+	if err := checkURLOrderNo(x, p.orderNo); err != nil {
+		return p, err
+	}
+	return p, p.checkShape("orderNo")
+}
+
+// commonFields are the members of a JSON body signed as the orderNo type,
+// and where they go in p.
+func (p *signedParams) commonFields() []stringField {
+	return []stringField{
+		{"appId", &p.appID},
+		{"orderNo", &p.orderNo},
+		{"nonce", &p.nonce},
+		{"version", &p.version},
+		{"sign", &p.sign},
+	}
+}
+
 // checkShape checks the form of p's values, which must not be empty: the
 // order number 1 to 32 of [A-Za-z0-9_-], the nonce 32 of [A-Za-z0-9], the
 // sign 40 hex digits in either case. orderNoKey names the order number in
@@ -108,8 +151,9 @@ func (p signedParams) checkShape(orderNoKey string) error {
 // nil. The sign is compared without regard to case.
 func (p signedParams) signedWith(tickets []*signTicket) *signTicket {
 	got := []byte(strings.ToUpper(p.sign))
+	values := p.signedValues()
 	for _, t := range tickets {
-		want := sign(p.appID, p.orderNo, p.version, t.value, p.nonce)
+		want := sign(slices.Concat(values, []string{t.value})...)
 		if subtle.ConstantTimeCompare(got, []byte(want)) == 1 {
 			return t
 		}
@@ -133,34 +177,4 @@ func isAlnum(c byte) bool {
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' || 'a' <= c && c <= 'f'
-}
-
-// nonceSet remembers the last nonces seen, per app, to detect reuse. It is
-// safe for concurrent use.
-type nonceSet struct {
-	mu   sync.Mutex          // protects seen, ring and next
-	seen map[string]struct{} // keys of ring's non-empty entries
-	ring []string            // app_id + "\x00" + nonce; the oldest is overwritten
-	next int                 // index in ring of the next entry to write
-}
-
-func newNonceSet(size int) *nonceSet {
-	return &nonceSet{seen: make(map[string]struct{}, size), ring: make([]string, size)}
-}
-
-// add records nonce for appID and reports whether it was new.
-func (s *nonceSet) add(appID, nonce string) bool {
-	key := appID + "\x00" + nonce
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.seen[key]; ok {
-		return false
-	}
-	if old := s.ring[s.next]; old != "" {
-		delete(s.seen, old)
-	}
-	s.ring[s.next] = key
-	s.seen[key] = struct{}{}
-	s.next = (s.next + 1) % len(s.ring)
-	return true
 }

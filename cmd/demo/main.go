@@ -2,7 +2,10 @@
 // it starts the bundled fake WeBank on 127.0.0.1, loads Caddyfile.example
 // into an in-process Caddy (with the webank_sign module) pointed at it, sends
 // the unsigned requests a legacy app would send, and shows what the fake
-// received and what came back.
+// received and what came back. Then it walks one face verification from
+// start to finish as an app without the secret runs it: the faceId, the H5
+// login URL, the user's browser at WeBank's login page, the check of the
+// callback, the result; and an SDK launch.
 //
 //	go run ./cmd/demo                # the sample requests, then exit
 //	go run ./cmd/demo -serve         # keep serving on 127.0.0.1:8080 for curl
@@ -73,6 +76,7 @@ func run(configPath string, serve bool, port int) error {
 		"WEBANK_SECRET":     demoSecret,
 		"WEBANK_BASE_URL":   fake.URL,
 		"WEBANK_UPSTREAM":   fake.URL,
+		"WEBANK_LOGIN_URL":  fake.URL,
 		"WEBANK_SIGN_PORT":  strconv.Itoa(port),
 		"WEBANK_SIGN_BIND":  "127.0.0.1",
 		"WEBANK_SIGN_ADMIN": "off",
@@ -86,7 +90,12 @@ func run(configPath string, serve bool, port int) error {
 	for _, w := range warnings {
 		log.Printf("%s:%d: %s", w.File, w.Line, w.Message)
 	}
-	if cfg, err = quietLogs(cfg); err != nil {
+	state, err := os.MkdirTemp("", "webanksign-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(state)
+	if cfg, err = demoConfig(cfg, state); err != nil {
 		return err
 	}
 	if err := caddy.Load(cfg, true); err != nil {
@@ -111,13 +120,16 @@ func run(configPath string, serve bool, port int) error {
 			return err
 		}
 	}
+	if err := walk(fake, sidecar); err != nil {
+		return err
+	}
 	signed := int64(0)
-	for _, p := range []string{webanktest.PathOCR, webanktest.PathBankCard, webanktest.PathSync, webanktest.PathFaceRecord} {
+	for _, p := range []string{webanktest.PathOCR, webanktest.PathBankCard, webanktest.PathSync, webanktest.PathFaceRecord, webanktest.PathAdvFaceID} {
 		signed += fake.Calls(p)
 	}
-	fmt.Printf("fake WeBank counted: %d access_token call(s), %d api_ticket call(s), %d signed API call(s), %d bad signature(s)\n",
-		fake.TokenCalls(), fake.TicketCalls(), signed, fake.BadSignatures())
-	if fake.BadSignatures() != 0 || fake.TokenCalls() != 1 || signed != 5 {
+	fmt.Printf("fake WeBank counted: %d access_token call(s), %d SIGN ticket call(s), %d NONCE ticket(s), %d signed API call(s), %d login(s), %d bad signature(s)\n",
+		fake.TokenCalls(), fake.TicketCalls(), fake.NonceTickets(), signed, fake.Logins()+fake.SDKLogins(), fake.BadSignatures())
+	if fake.BadSignatures() != 0 || fake.TokenCalls() != 1 || signed != 7 || fake.NonceTickets() != 2 {
 		return fmt.Errorf("unexpected counts at the fake WeBank")
 	}
 	if !serve {
@@ -205,13 +217,23 @@ func summarize(body []byte, full bool) string {
 	return strings.TrimSpace(out.String())
 }
 
-// quietLogs sets Caddy's default log level to WARN for the demo's output.
-func quietLogs(cfg []byte) ([]byte, error) {
+// demoConfig sets Caddy's default log level to WARN for the demo's output,
+// keeps Caddy's storage (the demo's ticket) in the directory state, which
+// the demo removes, and stops Caddy saving the config: the demo leaves
+// nothing behind in the user's home.
+func demoConfig(cfg []byte, state string) ([]byte, error) {
 	var c map[string]any
 	if err := json.Unmarshal(cfg, &c); err != nil {
 		return nil, err
 	}
 	c["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}}
+	c["storage"] = map[string]any{"module": "file_system", "root": state}
+	admin, _ := c["admin"].(map[string]any)
+	if admin == nil {
+		admin = map[string]any{}
+	}
+	admin["config"] = map[string]any{"persist": false}
+	c["admin"] = admin
 	return json.Marshal(c)
 }
 

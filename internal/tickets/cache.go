@@ -115,6 +115,8 @@ type appConfig struct {
 	poll    time.Duration // how often the refresher looks in store for a peer's ticket
 	logger  *zap.Logger
 	emit    func(event string, data map[string]any) // nil: none
+	retry   map[string]bool                         // codes that mean the token is no longer valid
+	nonces  *nonceGate                              // bounds the app's NONCE fetches
 }
 
 // String describes cfg without its secret: fmt prints a struct's

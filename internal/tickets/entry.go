@@ -44,9 +44,27 @@ type entry struct {
 // The ticket itself is the entry's: an app that comes back gets the current
 // one from storage.
 type appState struct {
-	mu       sync.Mutex // protects st and nextPoll
+	mu       sync.Mutex // protects st, nextPoll, replaced and alive
 	st       fetchState
 	nextPoll time.Time // when the refresher next polls storage
+	replaced replaced  // the ticket the current one replaced
+	alive    probed    // the last probe that found a token alive (nonce.go)
+
+	lastStoreCheck atomic.Int64 // when a callback check last read storage, in Unix nanoseconds
+}
+
+// probed is a token a probe found alive, and when.
+type probed struct {
+	token string
+	at    time.Time
+}
+
+// replaced is a ticket that a newer one replaced, or that was dropped for
+// one on WeBank's rejection, and when: WeBank may still sign a callback
+// with it for a while (see SignedWith).
+type replaced struct {
+	t  *Ticket
+	at time.Time
 }
 
 // fetchState is the part of an appState that a status shows and that
@@ -116,6 +134,11 @@ func (e *entry) install(t *Ticket) *Ticket {
 			return cur
 		}
 		if e.cur.CompareAndSwap(cur, t) {
+			if cur != nil && cur.value != t.value {
+				e.app.mu.Lock()
+				e.app.replaced = replaced{cur, t.fetched}
+				e.app.mu.Unlock()
+			}
 			return t
 		}
 	}
@@ -136,7 +159,7 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 		// before its ticket): the next ticket is made with it, so dropping t
 		// rotates nothing, and no limit applies.
 		e.app.st.rejected = t.value
-		e.cur.CompareAndSwap(cur, nil)
+		e.drop(cur, now)
 		return true, true
 	}
 	if e.forcedRecently(now) {
@@ -144,8 +167,20 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 	}
 	e.app.st.lastForced = now
 	e.app.st.rejected, e.app.st.rejectedToken = t.value, t.token.value
-	e.cur.CompareAndSwap(cur, nil)
+	e.drop(cur, now)
 	return true, true
+}
+
+// drop removes cur, e's ticket, at now, and keeps it as the replaced one:
+// until WeBank answered the request that drew the rejection (a retry code
+// that a client's own bad input can draw too), it was the app's latest,
+// and WeBank may have signed a callback with it moments ago. Its minute
+// runs from now, before its replacement is even fetched. Callers hold
+// e.app.mu.
+func (e *entry) drop(cur *Ticket, now time.Time) {
+	if e.cur.CompareAndSwap(cur, nil) {
+		e.app.replaced = replaced{cur, now}
+	}
 }
 
 // force marks a forced refresh at now, so that the next fetch gets a new

@@ -43,13 +43,18 @@ type Fetcher interface {
 
 	// Ticket fetches a SIGN ticket made with token, and its life.
 	Ticket(ctx context.Context, c Credentials, token string) (value string, life time.Duration, err error)
+
+	// Nonce fetches a NONCE ticket made with token for the user userID,
+	// and its life: good for one launch by that user (docs/protocol.md §4).
+	Nonce(ctx context.Context, c Credentials, token, userID string) (value string, life time.Duration, err error)
 }
 
 // FetchError says why a Fetcher could not get a token or ticket. Its text is
 // safe to show.
 type FetchError struct {
-	Step  string // "access token" or "SIGN ticket"
+	Step  string // "access token", "SIGN ticket" or "NONCE ticket"
 	Class string // transport, timeout, http_status, code or malformed
+	Code  string // with Class "code": the code WeBank answered
 	Msg   string
 }
 

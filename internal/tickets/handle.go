@@ -34,9 +34,22 @@ type Config struct {
 	Logger *zap.Logger
 
 	// Receives events about the app's ticket (ticket_refreshed,
-	// ticket_refresh_failed, ticket_adopted); nil sends none. Their data
-	// never holds a secret.
+	// ticket_refresh_failed, ticket_adopted, nonce_ticket_failed,
+	// callback_signature_invalid); nil sends none. Their data never holds
+	// a secret.
 	Emit func(event string, data map[string]any)
+
+	// WeBank answer codes that mean an access token is no longer valid: a
+	// NONCE fetch through this registration answered with one gets the app
+	// a new token and is tried once more (see NonceTicket). Nil: none.
+	RetryCodes map[string]bool
+
+	// How many NONCE fetches through this registration may be in flight at
+	// once, and how many launches may wait for one; zero means
+	// DefaultNonceLimit and DefaultNonceQueue. Unlike the options above,
+	// these are the registration's own: the last registration of the app
+	// does not decide them for the others.
+	NonceLimit, NonceQueue int
 }
 
 // Handle is one registration of an app: what a handler holds to get the
@@ -75,8 +88,17 @@ func (c *Cache) Register(cfg Config) (*Handle, error) {
 		poll:    min(maxStoragePoll, cfg.Refresh/4),
 		logger:  cfg.Logger,
 		emit:    cfg.Emit,
+		retry:   cfg.RetryCodes,
+		nonces:  newNonceGate(cfg.NonceLimit, nonceQueue(cfg.NonceQueue)),
 	})
 	return &Handle{c: c, key: key, reg: reg}, nil
+}
+
+func nonceQueue(n int) int {
+	if n == 0 {
+		return DefaultNonceQueue
+	}
+	return n
 }
 
 // Ticket returns a usable ticket for the app, fetching one if there is

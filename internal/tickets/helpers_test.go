@@ -43,6 +43,11 @@ type testFetcher struct {
 	entered chan struct{}
 	outcome chan error
 	held    atomic.Bool
+
+	// If nonceGate is set, each NONCE fetch announces itself on
+	// nonceEntered and then waits for nonceGate to close.
+	nonceGate    chan struct{}
+	nonceEntered chan struct{}
 }
 
 func (f *testFetcher) Token(ctx context.Context, c Credentials) (string, time.Duration, error) {
@@ -88,7 +93,35 @@ func (f *testFetcher) Ticket(ctx context.Context, c Credentials, token string) (
 		return "", 0, err
 	}
 	if len(a.Tickets) == 0 {
-		return "", 0, &FetchError{"SIGN ticket", "malformed", "no tickets"}
+		return "", 0, &FetchError{Step: "SIGN ticket", Class: "malformed", Msg: "no tickets"}
+	}
+	return a.Tickets[0].Value, seconds(a.Tickets[0].ExpireIn), nil
+}
+
+func (f *testFetcher) Nonce(ctx context.Context, c Credentials, token, userID string) (string, time.Duration, error) {
+	if f.nonceGate != nil {
+		f.nonceEntered <- struct{}{}
+		select {
+		case <-f.nonceGate:
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		}
+	}
+	var a struct {
+		Code    string `json:"code"`
+		Tickets []struct {
+			Value    string          `json:"value"`
+			ExpireIn json.RawMessage `json:"expire_in"`
+		} `json:"tickets"`
+	}
+	err := f.get(ctx, "NONCE ticket", c.BaseURL+"/api/oauth2/api_ticket", url.Values{
+		"app_id": {c.AppID}, "access_token": {token}, "type": {"NONCE"}, "version": {"1.0.0"}, "user_id": {userID},
+	}, &a, &a.Code)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(a.Tickets) == 0 {
+		return "", 0, &FetchError{Step: "NONCE ticket", Class: "malformed", Msg: "no tickets"}
 	}
 	return a.Tickets[0].Value, seconds(a.Tickets[0].ExpireIn), nil
 }
@@ -101,19 +134,19 @@ func (f *testFetcher) get(ctx context.Context, step, endpoint string, q url.Valu
 	resp, err := f.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &FetchError{step, "timeout", "no answer in time"}
+			return &FetchError{Step: step, Class: "timeout", Msg: "no answer in time"}
 		}
-		return &FetchError{step, "transport", "request failed"}
+		return &FetchError{Step: step, Class: "transport", Msg: "request failed"}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return &FetchError{step, "http_status", "HTTP " + strconv.Itoa(resp.StatusCode)}
+		return &FetchError{Step: step, Class: "http_status", Msg: "HTTP " + strconv.Itoa(resp.StatusCode)}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
-		return &FetchError{step, "malformed", "not JSON"}
+		return &FetchError{Step: step, Class: "malformed", Msg: "not JSON"}
 	}
 	if *code != "0" {
-		return &FetchError{step, "code", fmt.Sprintf("code %q", *code)}
+		return &FetchError{Step: step, Class: "code", Code: *code, Msg: fmt.Sprintf("code %q", *code)}
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ type cacheMetrics struct {
 	storageErrors   prometheus.Counter
 	evictions       prometheus.Counter
 	lockWait        prometheus.Histogram
+	nonces          *prometheus.CounterVec
+	callbacks       *prometheus.CounterVec
 }
 
 func newCacheMetrics() *cacheMetrics {
@@ -37,6 +39,14 @@ func newCacheMetrics() *cacheMetrics {
 			Help:    "How long refreshes waited for the storage lock.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}),
+		nonces: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "webank_sign", Name: "nonce_tickets_total",
+			Help: "NONCE tickets asked for launches, by result (fetched, failed) and, for failures, the error class (queue_full when too many launches were waiting).",
+		}, []string{"app_id", "result", "reason"}),
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "webank_sign", Name: "callback_checks_total",
+			Help: "Signatures of WeBank's result callbacks checked, by result: current (signed with the current SIGN ticket), previous (with the one it replaced, within the minute's overlap), stored (with a newer one a peer stored) or invalid.",
+		}, []string{"app_id", "result"}),
 	}
 }
 
@@ -71,5 +81,5 @@ func (l lifeCollector) Collect(ch chan<- prometheus.Metric) {
 // Collectors returns the cache's metrics, for a Prometheus registry.
 func (c *Cache) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.refreshes, m.refreshDuration, m.storageErrors, m.evictions, m.lockWait, lifeCollector{c}}
+	return []prometheus.Collector{m.refreshes, m.refreshDuration, m.storageErrors, m.evictions, m.lockWait, m.nonces, m.callbacks, lifeCollector{c}}
 }

@@ -1,0 +1,77 @@
+package tickets
+
+import (
+	"context"
+	"time"
+)
+
+// This file checks the signature on WeBank's result callbacks
+// (docs/protocol.md §11). WeBank signs a callback with the app's latest
+// SIGN ticket as WeBank knows it; the check therefore accepts the current
+// ticket, the one it replaced for the minute after the replacement (a
+// callback signed just before a refresh arrives just after it), and, in a
+// fleet, a newer ticket a peer stored that this sidecar has not polled
+// yet. It never fetches: a check that fetched a token would rotate the
+// token it checks against.
+
+// storeCheckInterval is how often, at most, failed callback checks read
+// storage for a peer's newer ticket: a stream of forged callbacks costs
+// storage no more than the refresher's polls do.
+const storeCheckInterval = time.Second
+
+// SignedWith reports whether check accepts one of the SIGN tickets WeBank
+// may have signed a callback with, trying the current ticket first. It
+// gets the app a ticket first if it has none, through the app's one
+// fetch, as any request would. check must compare in constant time; it is
+// given each ticket's value, a secret.
+func (h *Handle) SignedWith(ctx context.Context, check func(ticket string) bool) (bool, error) {
+	t, err := h.Ticket(ctx)
+	if err != nil {
+		return false, err
+	}
+	cfg, ok := h.c.app(h.key)
+	if !ok {
+		return false, ErrNotRegistered
+	}
+	count := func(result string) { h.c.metrics.callbacks.WithLabelValues(cfg.creds.AppID, result).Inc() }
+	if check(t.value) {
+		count("current")
+		return true, nil
+	}
+	e := h.c.peek(h.key)
+	if e == nil {
+		e = h.entry.Load()
+	}
+	now := h.c.now()
+	if e != nil {
+		e.app.mu.Lock()
+		prev := e.app.replaced
+		e.app.mu.Unlock()
+		if prev.t != nil && prev.t.value != t.value && now.Sub(prev.at) < tokenOverlap && check(prev.t.value) {
+			count("previous")
+			return true, nil
+		}
+		if cfg.store != nil && e.app.storeCheckDue(now) {
+			if s, _, _ := h.c.loadStored(ctx, cfg, e, appLog(cfg)); s != nil && s.newer(t) && now.Before(s.expires) && !e.isRejected(s.value) {
+				e.install(s)
+				if check(s.value) {
+					count("stored")
+					return true, nil
+				}
+			}
+		}
+	}
+	count("invalid")
+	h.c.emit(cfg, "callback_signature_invalid", nil, map[string]any{})
+	return false, nil
+}
+
+// storeCheckDue reports whether a failed callback check may read storage
+// at now, and if so records that it does.
+func (a *appState) storeCheckDue(now time.Time) bool {
+	last := a.lastStoreCheck.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < storeCheckInterval {
+		return false
+	}
+	return a.lastStoreCheck.CompareAndSwap(last, now.UnixNano())
+}
