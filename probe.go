@@ -164,7 +164,7 @@ func (p *retryProbe) code() string {
 // back if it is one of codes, and "" otherwise, as codes[p.code()] would
 // tell. Decoding the JSON costs more than signing the request, and nearly
 // every answer is not a retry, so an answer in which no code can be WeBank's
-// code (see mayHoldCode) is not decoded.
+// code (see mayHoldAny) is not decoded.
 func (p *retryProbe) retryCode(codes map[string]bool) string {
 	body, ok := p.body()
 	if !ok {
@@ -228,60 +228,79 @@ func codeOf(body []byte) string {
 	return code
 }
 
-// mayHoldAny reports whether the JSON text body may hold one of codes as the
-// value of a member: see mayHoldCode.
+// mayHoldAny reports whether the JSON text body may hold one of codes as
+// WeBank's code, as codeOf reads it: it is false only if it cannot. Where
+// body has no backslash escape, a member named code is spelled in it as
+// "code" in four ASCII bytes, in any case: encoding/json matches names
+// regardless of case, and no other character folds to c, o, d or e. Its
+// value then holds an ASCII code only if it is a string spelled as the
+// code, or a number that starts as the code does (see valueMayHold).
+// Members named code at any depth are read, which only errs towards
+// decoding.
 func mayHoldAny(body []byte, codes map[string]bool) bool {
-	if bytes.IndexByte(body, '\\') >= 0 { // an escape could spell any code
+	if codes[""] || bytes.IndexByte(body, '\\') >= 0 { // an escape could spell a name or a code
 		return true
 	}
+	return codeMembersMayHold(body, 'd', codes) || codeMembersMayHold(body, 'D', codes)
+}
+
+// codeMembersMayHold reports whether a member named code, spelled with d as
+// its third letter, may hold one of codes (see mayHoldAny). Finding the d
+// first is fast: it is a rare byte in WeBank's answers.
+func codeMembersMayHold(body []byte, d byte, codes map[string]bool) bool {
+	for at := 0; ; {
+		j := bytes.IndexByte(body[at:], d)
+		if j < 0 {
+			return false
+		}
+		j += at
+		at = j + 1
+		i := j - 3 // where the name's opening quote would be
+		if i < 0 || j+2 >= len(body) || body[i] != '"' || body[j+2] != '"' ||
+			body[i+1]|0x20 != 'c' || body[i+2]|0x20 != 'o' || body[j+1]|0x20 != 'e' {
+			continue
+		}
+		if valueMayHold(body[j+3:], codes) {
+			return true
+		}
+	}
+}
+
+// valueMayHold reports whether rest, what follows a member's name, is its
+// value and may be one of codes: a string spelled as one, or a number that
+// starts as one does; or any value, if a code is not ASCII.
+func valueMayHold(rest []byte, codes map[string]bool) bool {
+	rest = trimJSONSpace(rest)
+	if len(rest) == 0 || rest[0] != ':' {
+		return false // not a member's name
+	}
+	rest = trimJSONSpace(rest[1:])
 	for c := range codes {
-		if mayHoldUnescaped(body, c) {
+		for i := 0; i < len(c); i++ {
+			if c[i] >= utf8.RuneSelf { // JSON decoding turns invalid UTF-8 into U+FFFD
+				return true
+			}
+		}
+	}
+	if len(rest) > 0 && rest[0] == '"' {
+		end := bytes.IndexByte(rest[1:], '"')
+		return end >= 0 && codes[string(rest[1:1+end])]
+	}
+	for c := range codes {
+		if bytes.HasPrefix(rest, []byte(c)) {
 			return true
 		}
 	}
 	return false
 }
 
-// mayHoldCode reports whether the JSON text body may hold code as the value
-// of a member. It is false only if it cannot: where body has no backslash
-// escape, a string value equal to an ASCII code appears as "code" in it, and
-// a number value as code after a ':' and perhaps whitespace.
-func mayHoldCode(body []byte, code string) bool {
-	return bytes.IndexByte(body, '\\') >= 0 || mayHoldUnescaped(body, code)
+// trimJSONSpace returns b without the JSON whitespace it starts with.
+func trimJSONSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return b
 }
-
-// mayHoldUnescaped is mayHoldCode for a body without a backslash.
-func mayHoldUnescaped(body []byte, code string) bool {
-	for i := 0; i < len(code); i++ {
-		if code[i] >= utf8.RuneSelf { // JSON decoding turns invalid UTF-8 into U+FFFD
-			return true
-		}
-	}
-	if code == "" {
-		return true
-	}
-	for at := 0; ; {
-		i := bytes.Index(body[at:], []byte(code))
-		if i < 0 {
-			return false
-		}
-		i += at
-		end := i + len(code)
-		if i > 0 && body[i-1] == '"' && end < len(body) && body[end] == '"' {
-			return true
-		}
-		j := i - 1 // a number: after ':' and perhaps whitespace
-		for j >= 0 && isJSONSpace(body[j]) {
-			j--
-		}
-		if j >= 0 && body[j] == ':' {
-			return true
-		}
-		at = i + 1
-	}
-}
-
-func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // probeAcceptEncoding narrows a client's Accept-Encoding to what the probe
 // can read: gzip if the client accepts it, else none (identity).

@@ -240,14 +240,15 @@ func FuzzRetryCode(f *testing.F) {
 	for _, s := range []string{
 		`{"code":"15","msg":"x"}`, `{"code":400101}`, `{"code":"0","bizSeqNo":"2508302001559599153"}`,
 		`{"code":"0","code": 15}`, `{"code":"\u00315"}`, `{"Code":"400101"}`,
+		`{"x":"15","CODE" : "0"}`, `{"code":"0","result":{"cOdE":15}}`,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) { checkRetryCode(t, "", []byte(body)) })
 }
 
-// The point of mayHoldCode: a usual successful answer is not decoded.
-func TestMayHoldCode(t *testing.T) {
+// The point of mayHoldAny: a usual successful answer is not decoded.
+func TestMayHoldAny(t *testing.T) {
 	success := webanktest.New(webanktest.Options{Apps: map[string]string{testAppID: testSecret}}).
 		OCRResultBody(testAppID, "ORD20261126001", false, true)
 	tests := []struct {
@@ -263,10 +264,15 @@ func TestMayHoldCode(t *testing.T) {
 		{"number", []byte(`{"code": 15}`), "15", true},
 		{"an escape could spell it", []byte(`{"code":"0","s":"\n"}`), "15", true},
 		{"non-ASCII code", []byte(`{"code":"0"}`), "\uFFFD", true},
+		{"the code as another member's value", []byte(`{"code":"0","status":"15","n":15}`), "15", false},
+		{"code named in another case", []byte(`{"code":"0","CoDe":"15"}`), "15", true},
+		{"space around the colon", []byte(`{"code" :\t15}`), "15", true},
+		{"a nested code errs towards decoding", []byte(`{"code":"0","result":{"code":"15"}}`), "15", true},
+		{"code as a value, not a name", []byte(`{"x":"code","y":"15"}`), "15", false},
 	}
 	for _, tt := range tests {
-		if got := mayHoldCode(tt.body, tt.code); got != tt.want {
-			t.Errorf("%s: mayHoldCode(%q) = %v, want %v", tt.name, tt.code, got, tt.want)
+		if got := mayHoldAny(tt.body, map[string]bool{tt.code: true}); got != tt.want {
+			t.Errorf("%s: mayHoldAny(%q) = %v, want %v", tt.name, tt.code, got, tt.want)
 		}
 	}
 }
