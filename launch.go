@@ -106,16 +106,15 @@ func (h *LocalHandler) serveH5LoginURL(w http.ResponseWriter, r *http.Request, b
 	nonce := newNonce()
 	vals := [...]string{tn.creds.AppID, orderNo, userID, h.version, faceID, ticket, nonce}
 	q := url.Values{
-		"appId":   {tn.creds.AppID},
-		"version": {h.version},
-		"nonce":   {nonce},
-		"orderNo": {orderNo},
-		"faceId":  {faceID},
-		"url":     {callback},
-		"from":    {from},
-		"userId":  {userID},
-		"sign":    {signValues(vals[:])},
-
+		"appId":        {tn.creds.AppID},
+		"version":      {h.version},
+		"nonce":        {nonce},
+		"orderNo":      {orderNo},
+		"faceId":       {faceID},
+		"url":          {callback},
+		"from":         {from},
+		"userId":       {userID},
+		"sign":         {signValues(vals[:])},
 		"redirectType": {redirectType},
 	}
 	login := url.URL{Scheme: h.loginScheme, Host: host, Path: "/api/web/login", RawQuery: q.Encode()}
