@@ -379,3 +379,45 @@ func TestNonceRefusalForOneUserKeepsToken(t *testing.T) {
 		t.Fatalf("sdk_sign for a good user after: %d %v", status, a)
 	}
 }
+
+// With several apps, a request names its app: the launch is signed for
+// that app, with that app's token, and a request that names none or
+// another is refused before anything is fetched.
+func TestLocalSeveralApps(t *testing.T) {
+	const otherApp, otherSecret = "IDAUNIT2", "unit-secret-two"
+	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret, otherApp: otherSecret}})
+	t.Cleanup(fake.Close)
+	t.Setenv("WBS_UNIT_SECRET", testSecret)
+	t.Setenv("WBS_UNIT_SECRET2", otherSecret)
+	h := &LocalHandler{BaseURL: fake.URL, LoginURL: fake.URL, Apps: []AppCredentials{
+		{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}"}, {AppID: otherApp, Secret: "{env.WBS_UNIT_SECRET2}"}}}
+	if err := provision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		body   map[string]string
+		status int
+		code   string
+	}{
+		{map[string]string{"user_id": "U1"}, 400, "app_id_missing"},
+		{map[string]string{"user_id": "U1", "app_id": "IDANOPE1"}, 403, "app_id_unknown"},
+	} {
+		if status, a := callLocal(t, h, "sdk_sign", tt.body); status != tt.status || a["code"] != tt.code {
+			t.Errorf("%v: %d %v, want %d %s", tt.body, status, a, tt.status, tt.code)
+		}
+	}
+	if fake.TokenCalls() != 0 {
+		t.Fatalf("refused launches fetched %d tokens", fake.TokenCalls())
+	}
+	status, a := callLocal(t, h, "sdk_sign", map[string]string{"user_id": "U2", "app_id": otherApp})
+	if status != http.StatusOK || a["app_id"] != otherApp {
+		t.Fatalf("sdk_sign for %s: %d %v", otherApp, status, a)
+	}
+	login := map[string]any{"appId": a["app_id"], "userId": a["user_id"], "nonce": a["nonce"], "version": a["version"], "sign": a["sign"]}
+	if got := postFake(t, fake, webanktest.PathSDKLogin, login); got["code"] != "0" {
+		t.Errorf("the launch signed for %s did not log in: %v", otherApp, got)
+	}
+	if fake.TokenCalls() != 1 {
+		t.Errorf("token calls = %d, want 1: only the app named fetched", fake.TokenCalls())
+	}
+}
