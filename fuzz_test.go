@@ -223,6 +223,7 @@ func FuzzBodyParse(f *testing.F) {
 		"{\"orderNo\":\"A1\",\"\xff\":1,\"\xfe\":2}",
 		`[1]`, `{"orderNo":1}`, "", " ", `{} `, `{}{}`, `{"a":1,}`, `{"a" 1}`, `{"a":01}`, `{"a":1e}`,
 		`{"orderNo":"A1","OrderNo":"A2","Sign":"x","app_id":"y"}`,
+		`{"appId":0`, `{"appId":"x"`, `{"orderNo":"A1","appId":null,}`,
 	} {
 		f.Add([]byte(s))
 	}

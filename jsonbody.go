@@ -124,6 +124,7 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	var orderNo, userID, name, idNo []byte // as written, quoted
 	var imit imitations
 	var keyBuf [64]byte
+	appIDBad := false // refused once the object is known to be whole
 	for d.dec.PeekKind() != '}' {
 		key, err := readRaw(&d.dec, data)
 		if err != nil {
@@ -137,9 +138,7 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 		switch string(k) {
 		case fieldAppID:
 			v, ok := stringValue(raw, nil)
-			if !ok {
-				return errBodyAppIDType
-			}
+			appIDBad = !ok
 			b.appID, b.hasAppID = string(v), true
 			continue
 		case fieldNonce, fieldVersion, fieldSign:
@@ -165,6 +164,9 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	}
 	if _, err := d.dec.ReadToken(); err != io.EOF { // nothing after the object
 		return errBodyMalformed
+	}
+	if appIDBad {
+		return errBodyAppIDType
 	}
 	if err := imit.err(&jsonOwned[set]); err != nil {
 		return err
