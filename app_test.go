@@ -24,11 +24,11 @@ func TestOneSecretPerApp(t *testing.T) {
 		return err
 	}
 	ctx := testContext(t)
-	first := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1", Source: "Caddyfile:3"}
+	first := &Handler{AppOptions: AppOptions{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1"}, Source: "Caddyfile:3"}
 	if err := load(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	same := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SAME}", BaseURL: "http://127.0.0.1:1"}
+	same := &Handler{AppOptions: AppOptions{AppID: "IDA1", Secret: "{env.WBS_TEST_SAME}", BaseURL: "http://127.0.0.1:1"}}
 	if err := load(ctx, same); err != nil {
 		t.Fatalf("a second handler with the same secret (from another placeholder): %v", err)
 	}
@@ -45,12 +45,14 @@ func TestOneSecretPerApp(t *testing.T) {
 	if entries != 1 {
 		t.Errorf("two handlers of one app are %d apps in the cache, want 1 (sharing its ticket)", entries)
 	}
-	otherURL := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "https://127.0.0.1:2"}
+	otherURL := &Handler{AppOptions: AppOptions{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "https://127.0.0.1:2"}}
 	if err := load(ctx, otherURL); err != nil {
 		t.Fatalf("the same app and secret at another base_url: %v", err)
 	}
-	conflict := &Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_OTHER}"}},
-		BaseURL: "https://idasc.webank.com", Source: "Caddyfile:17"}
+	conflict := &Handler{
+		AppOptions: AppOptions{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_OTHER}"}}, BaseURL: "https://idasc.webank.com"},
+		Source:     "Caddyfile:17",
+	}
 	err = load(ctx, conflict)
 	want := "app_id IDA1 is given one secret at Caddyfile:3 and another at Caddyfile:17"
 	if err == nil || !strings.Contains(err.Error(), want) {
@@ -59,7 +61,7 @@ func TestOneSecretPerApp(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("error %q holds a secret", err)
 	}
-	noSource := &Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:1"}
+	noSource := &Handler{AppOptions: AppOptions{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:1"}}
 	if err := load(ctx, noSource); err == nil || !strings.Contains(err.Error(), "another at webank_sign handler #5 of the config") {
 		t.Errorf("conflict in a JSON config: error = %v, want it to name the handler by position", err)
 	}

@@ -129,7 +129,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	nextGzip := answer(gz.Bytes(), "gzip")
 
 	b.Setenv("WBS_BENCH_SECRET", testSecret)
-	h := &Handler{AppID: testAppID, Secret: "{env.WBS_BENCH_SECRET}", BaseURL: fake.URL}
+	h := &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_BENCH_SECRET}", BaseURL: fake.URL}}
 	if err := h.Provision(testContext(b)); err != nil {
 		b.Fatal(err)
 	}

@@ -54,8 +54,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile sets up h from Caddyfile tokens; see parseCaddyfile.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	o := h.appOptions()
-	err := unmarshalBlock(d, &h.Source, &o, func(key string, args []string) error {
+	return unmarshalBlock(d, &h.Source, &h.AppOptions, func(key string, args []string) error {
 		switch key {
 		case "proxy_hosts":
 			if len(args) == 0 {
@@ -88,9 +87,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return nil
 	})
-	h.AppID, h.Secret, h.Apps, h.BaseURL, h.Version = o.AppID, o.Secret, o.Apps, o.BaseURL, o.Version
-	h.Refresh, h.FetchTimeout, h.RetryCodes = o.Refresh, o.FetchTimeout, o.RetryCodes
-	return err
 }
 
 // parseLocalCaddyfile sets up a webank_sign_local handler from Caddyfile
@@ -120,8 +116,7 @@ func parseLocalCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // UnmarshalCaddyfile sets up h from Caddyfile tokens; see
 // parseLocalCaddyfile.
 func (h *LocalHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	o := h.appOptions()
-	err := unmarshalBlock(d, &h.Source, &o, func(key string, args []string) error {
+	return unmarshalBlock(d, &h.Source, &h.AppOptions, func(key string, args []string) error {
 		switch key {
 		case "login_hosts", "callback_hosts":
 			if len(args) == 0 {
@@ -156,15 +151,12 @@ func (h *LocalHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return nil
 	})
-	h.AppID, h.Secret, h.Apps, h.BaseURL, h.Version = o.AppID, o.Secret, o.Apps, o.BaseURL, o.Version
-	h.Refresh, h.FetchTimeout, h.RetryCodes = o.Refresh, o.FetchTimeout, o.RetryCodes
-	return err
 }
 
 // unmarshalBlock reads a handler's block: the options both handlers share
 // into o, each other subdirective through other. It records the block's
 // place in source.
-func unmarshalBlock(d *caddyfile.Dispenser, source *string, o *appOptions, other func(key string, args []string) error) error {
+func unmarshalBlock(d *caddyfile.Dispenser, source *string, o *AppOptions, other func(key string, args []string) error) error {
 	d.Next() // consume directive name
 	*source = d.File() + ":" + strconv.Itoa(d.Line())
 	if d.NextArg() {

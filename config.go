@@ -73,7 +73,7 @@ type settings struct {
 // credentials of the apps h signs for.
 func (s *settings) parse(h *Handler) ([]tickets.Credentials, error) {
 	expand := newExpander()
-	creds, err := s.appSettings.parse(h.appOptions(), h.logger, expand)
+	creds, err := s.appSettings.parse(&h.AppOptions, h.logger, expand)
 	if err != nil {
 		return nil, err
 	}

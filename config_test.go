@@ -110,33 +110,33 @@ func TestProvisionAndValidate(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", h: ok(Handler{})},
-		{name: "placeholder refresh", h: ok(Handler{Refresh: "{env.WBS_TEST_REFRESH}"})},
-		{name: "no app_id", h: Handler{Secret: "x"}, wantErr: "app_id is required"},
-		{name: "bad app_id", h: ok(Handler{AppID: "ID A"}), wantErr: `app_id: "ID A" is not`},
+		{name: "placeholder refresh", h: ok(Handler{AppOptions: AppOptions{Refresh: "{env.WBS_TEST_REFRESH}"}})},
+		{name: "no app_id", h: Handler{AppOptions: AppOptions{Secret: "x"}}, wantErr: "app_id is required"},
+		{name: "bad app_id", h: ok(Handler{AppOptions: AppOptions{AppID: "ID A"}}), wantErr: `app_id: "ID A" is not`},
 		// The app_id is a path element of the storage key:
 		// webank_sign/../x.ticket would land outside webank_sign/.
-		{name: "app_id ..", h: ok(Handler{AppID: ".."}), wantErr: `app_id: ".." is only dots`},
-		{name: "app_id .", h: ok(Handler{AppID: "."}), wantErr: `app_id: "." is only dots`},
-		{name: "app with app_id ...", h: Handler{Apps: []AppCredentials{{"...", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "..." is only dots`},
-		{name: "app_id with dots and more", h: ok(Handler{AppID: "IDA.1"})},
-		{name: "no secret", h: Handler{AppID: "IDA1"}, wantErr: "secret is required"},
-		{name: "secret placeholder empty", h: ok(Handler{Secret: "{env.WBS_TEST_EMPTY}"}), wantErr: "secret: expanding placeholders"},
-		{name: "unknown placeholder", h: ok(Handler{AppID: "{nope.x}"}), wantErr: "app_id: expanding placeholders"},
-		{name: "base_url scheme", h: ok(Handler{BaseURL: "ftp://example.com"}), wantErr: "base_url: \"ftp://example.com\": scheme must be https or http"},
-		{name: "base_url without host", h: ok(Handler{BaseURL: "https://"}), wantErr: "base_url: \"https://\": no host"},
-		{name: "base_url with query", h: ok(Handler{BaseURL: "https://h/?a=1"}), wantErr: "must not have a query"},
-		{name: "base_url with user", h: ok(Handler{BaseURL: "https://u:p@h"}), wantErr: "must not hold user information"},
-		{name: "bad version", h: ok(Handler{Version: "1 0"}), wantErr: `version: "1 0" is not`},
-		{name: "bad refresh", h: ok(Handler{Refresh: "often"}), wantErr: `refresh: parsing "often"`},
-		{name: "negative fetch_timeout", h: ok(Handler{FetchTimeout: "-3s"}), wantErr: "fetch_timeout: must be positive"},
-		{name: "retry off with codes", h: ok(Handler{RetryCodes: []string{"off", "15"}}), wantErr: "retry_codes: 'off' cannot be combined"},
-		{name: "retry code 0", h: ok(Handler{RetryCodes: []string{"0"}}), wantErr: `retry_codes: "0" is not an error code`},
-		{name: "several apps", h: Handler{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA2", "{env.WBS_TEST_SECRET}"}}}},
-		{name: "apps and app_id", h: ok(Handler{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}}}), wantErr: "app_id and secret cannot be combined with apps"},
-		{name: "app listed twice", h: Handler{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_SECRET}"}}}, wantErr: "apps[1]: app_id IDA1 is listed more than once"},
-		{name: "app without secret", h: Handler{Apps: []AppCredentials{{"IDA1", ""}}}, wantErr: "apps[0].secret is required"},
-		{name: "app with bad app_id", h: Handler{Apps: []AppCredentials{{"ID 1", "{env.WBS_TEST_SECRET}"}}}, wantErr: `apps[0].app_id: "ID 1" is not`},
-		{name: "app_id and secret swapped", h: Handler{Apps: []AppCredentials{{"{env.WBS_TEST_LONG}", "IDA1"}}}, wantErr: "apps[0].app_id: a value of 64 characters is not 1 to 32 characters"},
+		{name: "app_id ..", h: ok(Handler{AppOptions: AppOptions{AppID: ".."}}), wantErr: `app_id: ".." is only dots`},
+		{name: "app_id .", h: ok(Handler{AppOptions: AppOptions{AppID: "."}}), wantErr: `app_id: "." is only dots`},
+		{name: "app with app_id ...", h: Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"...", "{env.WBS_TEST_SECRET}"}}}}, wantErr: `apps[0].app_id: "..." is only dots`},
+		{name: "app_id with dots and more", h: ok(Handler{AppOptions: AppOptions{AppID: "IDA.1"}})},
+		{name: "no secret", h: Handler{AppOptions: AppOptions{AppID: "IDA1"}}, wantErr: "secret is required"},
+		{name: "secret placeholder empty", h: ok(Handler{AppOptions: AppOptions{Secret: "{env.WBS_TEST_EMPTY}"}}), wantErr: "secret: expanding placeholders"},
+		{name: "unknown placeholder", h: ok(Handler{AppOptions: AppOptions{AppID: "{nope.x}"}}), wantErr: "app_id: expanding placeholders"},
+		{name: "base_url scheme", h: ok(Handler{AppOptions: AppOptions{BaseURL: "ftp://example.com"}}), wantErr: "base_url: \"ftp://example.com\": scheme must be https or http"},
+		{name: "base_url without host", h: ok(Handler{AppOptions: AppOptions{BaseURL: "https://"}}), wantErr: "base_url: \"https://\": no host"},
+		{name: "base_url with query", h: ok(Handler{AppOptions: AppOptions{BaseURL: "https://h/?a=1"}}), wantErr: "must not have a query"},
+		{name: "base_url with user", h: ok(Handler{AppOptions: AppOptions{BaseURL: "https://u:p@h"}}), wantErr: "must not hold user information"},
+		{name: "bad version", h: ok(Handler{AppOptions: AppOptions{Version: "1 0"}}), wantErr: `version: "1 0" is not`},
+		{name: "bad refresh", h: ok(Handler{AppOptions: AppOptions{Refresh: "often"}}), wantErr: `refresh: parsing "often"`},
+		{name: "negative fetch_timeout", h: ok(Handler{AppOptions: AppOptions{FetchTimeout: "-3s"}}), wantErr: "fetch_timeout: must be positive"},
+		{name: "retry off with codes", h: ok(Handler{AppOptions: AppOptions{RetryCodes: []string{"off", "15"}}}), wantErr: "retry_codes: 'off' cannot be combined"},
+		{name: "retry code 0", h: ok(Handler{AppOptions: AppOptions{RetryCodes: []string{"0"}}}), wantErr: `retry_codes: "0" is not an error code`},
+		{name: "several apps", h: Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA2", "{env.WBS_TEST_SECRET}"}}}}},
+		{name: "apps and app_id", h: ok(Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"IDA2", "{env.WBS_TEST_SECRET}"}}}}), wantErr: "app_id and secret cannot be combined with apps"},
+		{name: "app listed twice", h: Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"IDA1", "{env.WBS_TEST_SECRET}"}, {"IDA1", "{env.WBS_TEST_SECRET}"}}}}, wantErr: "apps[1]: app_id IDA1 is listed more than once"},
+		{name: "app without secret", h: Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"IDA1", ""}}}}, wantErr: "apps[0].secret is required"},
+		{name: "app with bad app_id", h: Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"ID 1", "{env.WBS_TEST_SECRET}"}}}}, wantErr: `apps[0].app_id: "ID 1" is not`},
+		{name: "app_id and secret swapped", h: Handler{AppOptions: AppOptions{Apps: []AppCredentials{{"{env.WBS_TEST_LONG}", "IDA1"}}}}, wantErr: "apps[0].app_id: a value of 64 characters is not 1 to 32 characters"},
 		{name: "bad mode", h: ok(Handler{Mode: "form"}), wantErr: `mode: "form" is not query or json`},
 		{name: "bad value_set", h: ok(Handler{ValueSet: "userId"}), wantErr: `value_set: "userId" is not order_no, user_id or h5_face_id`},
 		{name: "value_set user_id with mode query", h: ok(Handler{ValueSet: "user_id", Mode: "query"}), wantErr: "value_set: user_id signs a JSON body, and needs mode json, not query"},
@@ -219,8 +219,10 @@ func TestNormalHost(t *testing.T) {
 // TestProxyHosts checks which absolute-form hosts a handler signs for.
 func TestProxyHosts(t *testing.T) {
 	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
-	h := Handler{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1",
-		ProxyHosts: []string{"idasc.webank.com:443", "Kyc1.QCloud.com"}}
+	h := Handler{
+		AppOptions: AppOptions{AppID: "IDA1", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1"},
+		ProxyHosts: []string{"idasc.webank.com:443", "Kyc1.QCloud.com"},
+	}
 	if err := provision(t, &h); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,7 @@ func TestProxyHosts(t *testing.T) {
 
 func TestProvisionDefaults(t *testing.T) {
 	t.Setenv("WBS_TEST_SECRET", "s3cr3t-value")
-	h := Handler{AppID: "IDA00001", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1/"}
+	h := Handler{AppOptions: AppOptions{AppID: "IDA00001", Secret: "{env.WBS_TEST_SECRET}", BaseURL: "http://127.0.0.1:1/"}}
 	if err := provision(t, &h); err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestHealth(t *testing.T) {
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
-	h := &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}
+	h := &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -47,20 +47,8 @@ func init() {
 // a verification signed for any user: mount them where only the app's
 // backend can.
 type LocalHandler struct {
-	// The app's options, as for webank_sign: see Handler.
-	AppID        string           `json:"app_id,omitempty"`
-	Secret       string           `json:"secret,omitempty"`
-	Apps         []AppCredentials `json:"apps,omitempty"`
-	BaseURL      string           `json:"base_url,omitempty"`
-	Version      string           `json:"version,omitempty"`
-	Refresh      string           `json:"refresh,omitempty"`
-	FetchTimeout string           `json:"fetch_timeout,omitempty"`
-
-	// WeBank codes that mean the access token is no longer valid: a NONCE
-	// fetch answered with one gets the app a new token (through its one
-	// locked refresh, at most once a minute) and is tried again once.
-	// Default: ["15", "400101"]; ["off"]: never.
-	RetryCodes []string `json:"retry_codes,omitempty"`
+	// The app or apps answered for, as for webank_sign (see AppOptions).
+	AppOptions
 
 	// How many NONCE tickets per app may be fetched at once (default 16),
 	// and how many launches beyond those may wait for a turn (default
@@ -115,12 +103,6 @@ func (LocalHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-func (h *LocalHandler) appOptions() appOptions {
-	return appOptions{AppID: h.AppID, Secret: h.Secret, Apps: h.Apps, BaseURL: h.BaseURL, Version: h.Version,
-		Refresh: h.Refresh, FetchTimeout: h.FetchTimeout, RetryCodes: h.RetryCodes,
-		NonceLimit: h.NonceLimit, NonceQueue: h.NonceQueue}
-}
-
 // Provision sets up h as Handler.Provision does a webank_sign handler: it
 // registers h's apps in the process's ticket cache, and talks to no one.
 func (h *LocalHandler) Provision(ctx caddy.Context) error {
@@ -139,10 +121,11 @@ func (h *LocalHandler) Provision(ctx caddy.Context) error {
 
 func (h *LocalHandler) provision(ctx caddy.Context, app *App) error {
 	expand := newExpander()
-	creds, err := h.appSettings.parse(h.appOptions(), h.logger, expand)
+	creds, err := h.appSettings.parse(&h.AppOptions, h.logger, expand)
 	if err != nil {
 		return err
 	}
+	h.nonceLimit, h.nonceQueue = h.NonceLimit, h.NonceQueue
 	if err := h.parseLogin(expand); err != nil {
 		return err
 	}

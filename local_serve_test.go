@@ -23,7 +23,7 @@ func newLocalHandler(t *testing.T, configure func(*LocalHandler)) (*LocalHandler
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
-	h := &LocalHandler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL, LoginURL: fake.URL}
+	h := &LocalHandler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}, LoginURL: fake.URL}
 	if configure != nil {
 		configure(h)
 	}
@@ -356,7 +356,7 @@ func TestNonceRefusalForOneUserKeepsToken(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
-	h := &LocalHandler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: srv.URL, LoginURL: srv.URL}
+	h := &LocalHandler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: srv.URL}, LoginURL: srv.URL}
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}
@@ -389,8 +389,11 @@ func TestLocalSeveralApps(t *testing.T) {
 	t.Cleanup(fake.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
 	t.Setenv("WBS_UNIT_SECRET2", otherSecret)
-	h := &LocalHandler{BaseURL: fake.URL, LoginURL: fake.URL, Apps: []AppCredentials{
-		{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}"}, {AppID: otherApp, Secret: "{env.WBS_UNIT_SECRET2}"}}}
+	h := &LocalHandler{
+		AppOptions: AppOptions{BaseURL: fake.URL, Apps: []AppCredentials{
+			{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}"}, {AppID: otherApp, Secret: "{env.WBS_UNIT_SECRET2}"}}},
+		LoginURL: fake.URL,
+	}
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}

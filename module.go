@@ -54,43 +54,10 @@ func init() {
 // dropped and the request is signed again with a new ticket and nonce and
 // retried once; the client sees only the final answer.
 type Handler struct {
-	// The WeBank app ID (WBappid) requests are signed for. Required unless
-	// apps is given. Accepts placeholders, expanded once at provision time.
-	AppID string `json:"app_id,omitempty"`
-
-	// The app secret, used only to obtain access tokens. Required with
-	// app_id. Give it as a placeholder, such as {env.WEBANK_SECRET} or
-	// {file./run/secrets/webank}, so that it stays out of the config; it is
-	// expanded once, at provision time, and never logged. A literal secret
-	// draws a warning.
-	Secret string `json:"secret,omitempty"`
-
-	// Several apps, instead of app_id and secret: the client picks one by
-	// sending its app_id (appId in a JSON body). A request without one gets
-	// 400, one with an app_id not listed 403.
-	Apps []AppCredentials `json:"apps,omitempty"`
-
-	// Where access tokens and SIGN tickets are fetched from: the scheme and
-	// host of WeBank's oauth2 endpoints. Default: https://idasc.webank.com.
-	// Accepts placeholders.
-	BaseURL string `json:"base_url,omitempty"`
-
-	// The API version sent and signed. Default: 1.0.0. Accepts placeholders.
-	Version string `json:"version,omitempty"`
-
-	// How often the access token and SIGN ticket are replaced, ahead of their
-	// expiry, as a duration string such as "20m". They are also replaced
-	// earlier if WeBank's expire_in says so. Default: 20m. Accepts placeholders.
-	Refresh string `json:"refresh,omitempty"`
-
-	// The longest a token+ticket fetch may take before requests waiting on it
-	// are answered 502, as a duration string. Default: 10s. Accepts placeholders.
-	FetchTimeout string `json:"fetch_timeout,omitempty"`
-
-	// WeBank answer codes that mean the ticket is no longer valid: the request
-	// is signed again with a new ticket and retried once. Default: ["15",
-	// "400101"]. ["off"] disables the retry. Accepts placeholders.
-	RetryCodes []string `json:"retry_codes,omitempty"`
+	// The app or apps signed for, and how their tokens and tickets are
+	// fetched: app_id, secret, apps, base_url, version, refresh,
+	// fetch_timeout and retry_codes (see AppOptions).
+	AppOptions
 
 	// The shape of the requests signed: "query" (GET, parameters in the
 	// query string) or "json" (POST, a JSON object body). Default: json for

@@ -46,7 +46,7 @@ func newTestHandler(t testing.TB) (*Handler, *webanktest.Server) {
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
-	h := &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}
+	h := &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}}
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}

@@ -22,20 +22,53 @@ import (
 // token and tickets through the process's ticket cache (and a fleet's,
 // through storage), whichever handler asks.
 
-// appOptions are the shared options as a handler was given them; each
-// handler declares them as its own fields, documented there.
-type appOptions struct {
-	AppID, Secret          string
-	Apps                   []AppCredentials
-	BaseURL, Version       string
-	Refresh, FetchTimeout  string
-	RetryCodes             []string
-	NonceLimit, NonceQueue int
-}
+// AppOptions are the options both handlers share: the apps they sign for
+// and how those apps' tokens and tickets are fetched. Handler and
+// LocalHandler embed them, so in JSON they sit beside each handler's own
+// options, and in the Caddyfile both read them alike (unmarshalBlock).
+type AppOptions struct {
+	// The WeBank app ID (WBappid) the handler signs for. Required unless
+	// apps is given. Accepts placeholders, expanded once at provision time.
+	AppID string `json:"app_id,omitempty"`
 
-func (h *Handler) appOptions() appOptions {
-	return appOptions{AppID: h.AppID, Secret: h.Secret, Apps: h.Apps, BaseURL: h.BaseURL, Version: h.Version,
-		Refresh: h.Refresh, FetchTimeout: h.FetchTimeout, RetryCodes: h.RetryCodes}
+	// The app secret, used only to obtain access tokens. Required with
+	// app_id. Give it as a placeholder, such as {env.WEBANK_SECRET} or
+	// {file./run/secrets/webank}, so that it stays out of the config; it is
+	// expanded once, at provision time, and never logged. A literal secret
+	// draws a warning.
+	Secret string `json:"secret,omitempty"`
+
+	// Several apps, instead of app_id and secret: the client picks one by
+	// sending its app_id (appId in a JSON body). A request without one gets
+	// 400, one with an app_id not listed 403.
+	Apps []AppCredentials `json:"apps,omitempty"`
+
+	// Where access tokens and SIGN and NONCE tickets are fetched from: the
+	// scheme and host of WeBank's oauth2 endpoints. Default:
+	// https://idasc.webank.com. Accepts placeholders.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// The API version sent and signed. Default: 1.0.0. Accepts placeholders.
+	Version string `json:"version,omitempty"`
+
+	// How often the access token and SIGN ticket are replaced, ahead of their
+	// expiry, as a duration string such as "20m". They are also replaced
+	// earlier if WeBank's expire_in says so. Default: 20m. Accepts placeholders.
+	Refresh string `json:"refresh,omitempty"`
+
+	// The longest a token+ticket fetch, or a NONCE ticket fetch, may take
+	// before the requests waiting on it are answered 502, as a duration
+	// string. Default: 10s. Accepts placeholders.
+	FetchTimeout string `json:"fetch_timeout,omitempty"`
+
+	// WeBank answer codes that mean a ticket or token is no longer valid.
+	// For webank_sign, a signed request answered with one is signed again
+	// with a new ticket and retried once. For webank_sign_local, a NONCE
+	// fetch answered with one gets the app a new token (through its one
+	// locked refresh, at most once a minute) and is tried again once.
+	// Default: ["15", "400101"]. ["off"] disables the retry. Accepts
+	// placeholders.
+	RetryCodes []string `json:"retry_codes,omitempty"`
 }
 
 // appSettings are the shared options, parsed.
@@ -45,8 +78,8 @@ type appSettings struct {
 	refresh    time.Duration
 	timeout    time.Duration
 	retryCodes map[string]bool // nil: no retry
-	nonceLimit int             // 0: tickets.DefaultNonceLimit
-	nonceQueue int             // 0: tickets.DefaultNonceQueue
+	nonceLimit int             // 0: tickets.DefaultNonceLimit; webank_sign_local's nonce_limit
+	nonceQueue int             // 0: tickets.DefaultNonceQueue; webank_sign_local's nonce_queue
 }
 
 // newExpander returns the expandFunc of a handler's provisioning: it
@@ -68,7 +101,7 @@ func newExpander() expandFunc {
 
 // parse expands and parses o into s, and returns the credentials of the
 // apps o names.
-func (s *appSettings) parse(o appOptions, logger *zap.Logger, expand expandFunc) ([]tickets.Credentials, error) {
+func (s *appSettings) parse(o *AppOptions, logger *zap.Logger, expand expandFunc) ([]tickets.Credentials, error) {
 	base, err := expand("base_url", o.BaseURL, defaultBaseURL)
 	if err != nil {
 		return nil, err
@@ -92,7 +125,6 @@ func (s *appSettings) parse(o appOptions, logger *zap.Logger, expand expandFunc)
 	if s.retryCodes, err = parseRetryCodes(o.RetryCodes, expand); err != nil {
 		return nil, err
 	}
-	s.nonceLimit, s.nonceQueue = o.NonceLimit, o.NonceQueue
 	return credentials(o, logger, s.baseURL, expand)
 }
 
@@ -141,7 +173,7 @@ func parseRetryCodes(codes []string, expand expandFunc) (map[string]bool, error)
 }
 
 // credentials expands the apps' credentials and checks them.
-func credentials(h appOptions, logger *zap.Logger, baseURL string, expand expandFunc) ([]tickets.Credentials, error) {
+func credentials(h *AppOptions, logger *zap.Logger, baseURL string, expand expandFunc) ([]tickets.Credentials, error) {
 	one := func(option string, appID, secret string) (tickets.Credentials, error) {
 		c := tickets.Credentials{BaseURL: baseURL}
 		var err error

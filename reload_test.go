@@ -40,7 +40,7 @@ func TestRequestInFlightAcrossReload(t *testing.T) {
 			}
 			if tt.appStays { // the new config is provisioned before the old is cleaned up
 				t.Setenv("WBS_UNIT_SECRET", testSecret)
-				if err := provision(t, &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}); err != nil {
+				if err := provision(t, &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -289,7 +289,7 @@ func newBodyHandler(t *testing.T, d time.Duration) *Handler {
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
-	h := &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL, BodyTimeout: d.String()}
+	h := &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}, BodyTimeout: d.String()}
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}

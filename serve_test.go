@@ -28,7 +28,7 @@ func newServeHandler(t *testing.T, configure func(*Handler)) (*Handler, *webankt
 	fake := webanktest.NewServer(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
 	t.Setenv("WBS_UNIT_SECRET", testSecret)
-	h := &Handler{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}
+	h := &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: fake.URL}}
 	configure(h)
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
