@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -277,9 +278,13 @@ func redactURLError(err error) error {
 func newOAuthClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Token and SIGN ticket fetches are rare, but a burst of launches
-	// fetches as many NONCE tickets as the in-flight bound allows: keep
-	// that many connections, so that a burst pays no new TLS handshakes.
-	tr.MaxIdleConnsPerHost = tickets.DefaultNonceLimit
+	// fetches as many NONCE tickets at once as its app's nonce_limit
+	// allows: keep every connection a burst opened, so that the next
+	// burst pays no new TLS handshakes. The in-flight bounds (nonce_limit
+	// per app, one token fetch per app) bound what is kept, and what stays
+	// unused is closed after IdleConnTimeout (90s).
+	tr.MaxIdleConns = 0 // no limit
+	tr.MaxIdleConnsPerHost = math.MaxInt
 	return &http.Client{
 		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -337,8 +339,7 @@ func TestLocalRefusals(t *testing.T) {
 // will not take draws: the 2018 page allows 30 characters, no "special"
 // ones) says nothing about the token: the sidecar must not fetch a new
 // one for it, or any client of sdk_sign rotates the fleet's token once a
-// minute, forever. Finding R1-3 of the review; unfixed, so it runs only
-// with WBS_REVIEW_FINDINGS=1.
+// minute, forever. Finding R1-3 of the review.
 func TestNonceRefusalForOneUserKeepsToken(t *testing.T) {
 	fake := webanktest.New(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
 	t.Cleanup(fake.Close)
@@ -422,5 +423,79 @@ func TestLocalSeveralApps(t *testing.T) {
 	}
 	if fake.TokenCalls() != 1 {
 		t.Errorf("token calls = %d, want 1: only the app named fetched", fake.TokenCalls())
+	}
+}
+
+// A burst of launches as large as nonce_limit, raised above its default,
+// fetches that many NONCE tickets at once; the next burst must find as
+// many connections to WeBank kept open, rather than pay a new connection
+// (a TLS handshake, against WeBank) for each launch beyond the default.
+func TestNonceBurstKeepsConnections(t *testing.T) {
+	const burst = 32 // twice tickets.DefaultNonceLimit
+	fake := webanktest.New(webanktest.Options{Apps: map[string]string{testAppID: testSecret}})
+	t.Cleanup(fake.Close)
+	// Each burst's NONCE fetches are held at the fake until all of them
+	// have arrived: the burst is then surely burst connections wide.
+	arrived := make(chan struct{}, burst)
+	var release atomic.Pointer[chan struct{}]
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Get("type") == "NONCE" && strings.HasPrefix(q.Get("user_id"), "burst") {
+			gate := *release.Load()
+			arrived <- struct{}{}
+			<-gate
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Setenv("WBS_UNIT_SECRET", testSecret)
+	h := &LocalHandler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: srv.URL},
+		LoginURL: srv.URL, NonceLimit: burst}
+	if err := provision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	launch := func(user string) int {
+		r := httptest.NewRequest(http.MethodPost, "/webank/sdk_sign", strings.NewReader(`{"user_id":"`+user+`"}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, nil); err != nil {
+			return 0
+		}
+		return w.Code
+	}
+	if status := launch("warm"); status != http.StatusOK { // the token and SIGN ticket
+		t.Fatalf("first launch: %d", status)
+	}
+	for round := range 2 {
+		gate := make(chan struct{})
+		release.Store(&gate)
+		before := conns.Load()
+		statuses := make(chan int, burst)
+		for i := range burst {
+			go func() { statuses <- launch(fmt.Sprintf("burst%d_%d", round, i)) }()
+		}
+		for range burst {
+			<-arrived
+		}
+		close(gate)
+		for range burst {
+			if status := <-statuses; status != http.StatusOK {
+				t.Fatalf("round %d: a launch answered %d", round, status)
+			}
+		}
+		opened := conns.Load() - before
+		t.Logf("round %d: %d new connections to WeBank", round, opened)
+		if round == 1 && opened != 0 {
+			t.Errorf("the second burst of %d launches opened %d new connections to WeBank, want 0: the first burst's were not all kept", burst, opened)
+		}
+	}
+	if got := fake.NonceTickets(); got != 2*burst+1 {
+		t.Errorf("NONCE tickets = %d, want %d", got, 2*burst+1)
 	}
 }
