@@ -16,7 +16,8 @@
 //     trusting the fake's certificate (tls_trust_pool file), in four sites:
 //     Caddy's keep-alive defaults; keepalive_idle_conns_per_host 128;
 //     keepalive -short-keepalive; and the defaults against a second fake
-//     WeBank server that closes connections idle for -short-keepalive.
+//     WeBank server that closes connections idle for -short-keepalive; and
+//     a fifth site with reverse_proxy alone, for comparison.
 //
 // and measures, the ticket warm (each case's first call is not counted):
 //
@@ -28,6 +29,10 @@
 //	   signing by itself
 //	b-ka  b's client keeping its connection to the sidecar (sequential only),
 //	   which tells the cost of the loopback connection from Caddy's
+//	p  plain Caddy: a's client, signing by itself, through a Caddy site with
+//	   reverse_proxy alone on loopback HTTP, a new TCP connection per call
+//	   (sequentially and in small bursts); b − p is webank_sign's own share
+//	   of b − c
 //	d  sdk_sign through the sidecar (webank_sign_local), a new TCP
 //	   connection per call: one NONCE ticket fetched from WeBank per call
 //
@@ -124,13 +129,14 @@ func run(ctx context.Context, o options) error {
 	os.Setenv("SSL_CERT_FILE", wb.caFile)
 	relayURL := "https://" + mainRelay.addr()
 
-	sites := struct{ dflt, wide, short, serverIdle *sidecarSite }{
+	sites := struct{ dflt, wide, short, serverIdle, plain *sidecarSite }{
 		dflt:       &sidecarSite{name: "Caddy's keep-alive defaults", upstream: mainRelay.addr(), launches: true},
 		wide:       &sidecarSite{name: "more idle connections", upstream: mainRelay.addr(), transport: "keepalive_idle_conns_per_host 128"},
 		short:      &sidecarSite{name: "short keep-alive", upstream: mainRelay.addr(), transport: "keepalive " + o.shortIdle.String()},
 		serverIdle: &sidecarSite{name: "WeBank closes idle connections", upstream: idleRelay.addr()},
+		plain:      &sidecarSite{name: "plain Caddy, no webank_sign", upstream: mainRelay.addr(), plain: true},
 	}
-	sc, caddyfile, err := startSidecar(dir, []*sidecarSite{sites.dflt, sites.wide, sites.short, sites.serverIdle}, relayURL, wb.caFile)
+	sc, caddyfile, err := startSidecar(dir, []*sidecarSite{sites.dflt, sites.wide, sites.short, sites.serverIdle, sites.plain}, relayURL, wb.caFile)
 	if o.verbose || err != nil {
 		fmt.Fprintln(os.Stderr, caddyfile)
 	}
@@ -154,6 +160,8 @@ func run(ctx context.Context, o options) error {
 		call: sidecarCaller(newPoolClient(nil), sites.dflt.url)}
 	d := &benchCase{label: "d", desc: "sidecar's sdk_sign, new loopback TCP connection per call", handshakes: handshakes,
 		call: sdkSignCaller(newConnClient(nil), sites.dflt.url)}
+	plain := &benchCase{label: "p", desc: "plain Caddy reverse_proxy, the client signing by itself, new loopback TCP connection per call",
+		handshakes: handshakes, call: directCaller(newConnClient(nil), sites.plain.url, s)}
 	bWide := &benchCase{label: "b128", desc: "sidecar, keepalive_idle_conns_per_host 128", handshakes: handshakes,
 		call: sidecarCaller(newConnClient(nil), sites.wide.url)}
 
@@ -165,29 +173,32 @@ func run(ctx context.Context, o options) error {
 
 	started := time.Now()
 	nonces := wb.fake.NonceTickets()
-	if err := sequential(ctx, []*benchCase{a, b, c, bPooled, d}, o.n); err != nil {
+	if err := sequential(ctx, []*benchCase{a, b, c, bPooled, plain, d}, o.n); err != nil {
 		return err
 	}
-	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c, bPooled, d})
+	printTable("## Sequential, one call at a time (interleaved)", []*benchCase{a, b, c, bPooled, plain, d})
 	printRatios(a, b, c)
 	printPaired(b, c)
 	printPaired(bPooled, c)
+	printPaired(plain, c)
+	printPaired(b, plain)
 	printPaired(d, c)
 	printPaired(d, b)
 	// Every d call, its warm-up included, and nothing else fetches NONCE tickets.
 	fmt.Printf("NONCE tickets issued per sdk_sign call: %.2f\n", float64(wb.fake.NonceTickets()-nonces)/float64(o.n+1))
 
-	if err := bursts(ctx, []*benchCase{a, b, c, d}, o.burst, o.burstRounds); err != nil {
+	if err := bursts(ctx, []*benchCase{a, b, c, plain, d}, o.burst, o.burstRounds); err != nil {
 		return err
 	}
-	printTable(fmt.Sprintf("## Bursts of %d calls at once", o.burst), []*benchCase{a, b, c, d})
+	printTable(fmt.Sprintf("## Bursts of %d calls at once", o.burst), []*benchCase{a, b, c, plain, d})
 	printRatios(a, b, c)
+	printDiff(b, plain)
 
 	if err := bursts(ctx, []*benchCase{b, bWide, c, d}, o.wideBurst, o.wideRounds); err != nil {
 		return err
 	}
 	printTable(fmt.Sprintf("## Bursts of %d calls at once (Caddy keeps 32 idle connections per host by default; "+
-		"sdk_sign fetches at most 16 NONCE tickets at once, its connections to WeBank are kept 16)", o.wideBurst),
+		"sdk_sign fetches at most 16 NONCE tickets at once, and keeps their connections to WeBank)", o.wideBurst),
 		[]*benchCase{b, bWide, c, d})
 
 	if err := reloads(ctx, sc, wb, b, o.reloads); err != nil {

@@ -188,6 +188,13 @@ func printRatios(a, b, c *benchCase) {
 		float64(sb.p50-sc.p50)/float64(time.Millisecond), float64(sb.p99-sc.p99)/float64(time.Millisecond))
 }
 
+// printDiff prints the difference of x's and y's p50 and p99.
+func printDiff(x, y *benchCase) {
+	sx, sy := x.summarize(), y.summarize()
+	fmt.Printf("%s − %s: p50 %+.2f ms, p99 %+.2f ms\n", x.label, y.label,
+		float64(sx.p50-sy.p50)/float64(time.Millisecond), float64(sx.p99-sy.p99)/float64(time.Millisecond))
+}
+
 // cpuTime returns the user and system CPU time this process has used.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

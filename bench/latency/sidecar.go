@@ -15,13 +15,15 @@ import (
 )
 
 // sidecarSite is one site of the in-process Caddy: webank_sign and
-// reverse_proxy, as in Caddyfile.example, on its own loopback port, with its
-// own reverse_proxy transport and so its own pool of connections to WeBank.
+// reverse_proxy, as in Caddyfile.example (or, for comparison, reverse_proxy
+// alone), on its own loopback port, with its own reverse_proxy transport
+// and so its own pool of connections to WeBank.
 type sidecarSite struct {
 	name      string // for the report
 	upstream  string // host:port of the relay it proxies to, over HTTPS
 	transport string // extra lines of the transport http block (keepalive settings)
 	launches  bool   // also serve webank_sign_local under /webank/ (sdk_sign)
+	plain     bool   // reverse_proxy alone, without webank_sign: the client signs
 
 	url string // http://127.0.0.1:port, set by startSidecar
 }
@@ -65,16 +67,20 @@ func startSidecar(dir string, sites []*sidecarSite, baseURL, caFile string) (*si
 		}
 	}`, baseURL)
 		}
-		fmt.Fprintf(&b, `
-# %s
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	handle /api/server/getOcrResult {
+		sign := fmt.Sprintf(`
 		webank_sign {
 			app_id {env.BENCH_WEBANK_APP_ID}
 			secret {env.BENCH_WEBANK_SECRET}
 			base_url %s
+		}`, baseURL)
+		if s.plain {
+			sign = ""
 		}
+		fmt.Fprintf(&b, `
+# %s
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	handle /api/server/getOcrResult {%s
 		reverse_proxy https://%s {
 			transport http {
 				tls_trust_pool file %s
@@ -85,7 +91,7 @@ http://127.0.0.1:%d {
 		respond 404
 	}
 }
-`, s.name, port, baseURL, s.upstream, caFile, indent(s.transport, "\t\t\t\t"), launches)
+`, s.name, port, sign, s.upstream, caFile, indent(s.transport, "\t\t\t\t"), launches)
 	}
 	caddyfile := b.String()
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "latency.Caddyfile"})
