@@ -53,7 +53,8 @@ type AppOptions struct {
 
 	// How often the access token and SIGN ticket are replaced, ahead of their
 	// expiry, as a duration string such as "20m". They are also replaced
-	// earlier if WeBank's expire_in says so. Default: 20m. Accepts placeholders.
+	// earlier if WeBank's expire_in says so. At least 1s. Default: 20m.
+	// Accepts placeholders.
 	Refresh string `json:"refresh,omitempty"`
 
 	// The longest a token+ticket fetch, or a NONCE ticket fetch, may take
