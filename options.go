@@ -44,8 +44,10 @@ type AppOptions struct {
 	Apps []AppCredentials `json:"apps,omitempty"`
 
 	// Where access tokens and SIGN and NONCE tickets are fetched from: the
-	// scheme and host of WeBank's oauth2 endpoints. Default:
-	// https://idasc.webank.com. Accepts placeholders.
+	// scheme and host of WeBank's oauth2 endpoints, and a path prefix if
+	// any (no query or fragment); /api/oauth2/... is appended. Use the host
+	// the signed requests go to. Default: https://idasc.webank.com. Accepts
+	// placeholders.
 	BaseURL string `json:"base_url,omitempty"`
 
 	// The API version sent and signed. Default: 1.0.0. Accepts placeholders.
