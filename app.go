@@ -83,9 +83,9 @@ type App struct {
 
 // claims are the apps a config signs for.
 type claims struct {
-	mu       sync.Mutex
+	mu       sync.Mutex          // protects secrets and handlers
 	secrets  map[string]appClaim // the secret each app_id is given, and where
-	handlers int                 // webank_sign handlers provisioned so far, to name the ones without a Source
+	handlers int                 // webank_sign and webank_sign_local handlers provisioned so far, to name the ones without a Source
 }
 
 type appClaim struct {
@@ -207,7 +207,8 @@ func (a *App) Cleanup() error {
 }
 
 // place names a handler in errors: its Source if the Caddyfile adapter set
-// one, else its position among the config's webank_sign handlers.
+// one, else its position among the config's webank_sign and
+// webank_sign_local handlers, counted together.
 func (a *App) place(source string) string {
 	c := a.claims
 	c.mu.Lock()

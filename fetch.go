@@ -17,11 +17,13 @@ import (
 	"github.com/webanksign/caddy-webanksign/internal/tickets"
 )
 
-// This file is the ticket cache's Fetcher: it fetches an access token and a
-// SIGN ticket from WeBank's oauth2 endpoints (docs/protocol.md §2, §3) and
-// parses the answers. Its errors are written for operators and
-// clients alike: they say which step failed and how, and never carry the
-// secret, the token or the ticket (nor the token URL, whose query holds them).
+// This file is the ticket cache's Fetcher: it fetches access tokens, SIGN
+// tickets and NONCE tickets from WeBank's oauth2 endpoints (docs/protocol.md
+// §2 to §4) and parses the answers. Its errors are written for operators:
+// they say which step failed and how, and never carry the secret, the token
+// or the ticket (nor the token URL, whose query holds them). Clients are
+// told only the step and the class (noTicketReason, noNonceReason), never
+// the text.
 
 const (
 	oauthVersion = "1.0.0" // the version the oauth2 endpoints expect

@@ -22,13 +22,15 @@ func init() {
 
 const defaultHealthMargin = time.Minute
 
-// Health answers whether every app a webank_sign handler of the loaded
-// config signs for can sign now: 200 if each has a ticket with more than
-// margin of life left, 503 with the reason for each app otherwise. An app
-// that has no ticket yet gets one fetched (once, shared with requests), so
-// that a readiness probe also warms the sidecar up, unless the ticket cache
-// is full (more apps than cache_size): then an app not in it counts as
-// ready, and is loaded when a request needs it, so that probes never evict.
+// Health answers whether every app a webank_sign or webank_sign_local
+// handler of the loaded config signs for can sign now: 200 if each has a
+// ticket with more than margin of life left, 503 with the reason for each
+// app otherwise (and 503 if no handler signs for any app). An app that has
+// no ticket yet gets one fetched (once, shared with requests, waited for at
+// most 15s), so that a readiness probe also warms the sidecar up, unless
+// the ticket cache is full (more apps than cache_size): then an app not in
+// it counts as ready, and is loaded when a request needs it, so that
+// probes never evict.
 // Mount it on a path of your choice, outside the proxied namespace:
 //
 //	handle /healthz {
@@ -36,7 +38,8 @@ const defaultHealthMargin = time.Minute
 //	}
 type Health struct {
 	// How much life a ticket must have left for its app to count as able to
-	// sign, as a duration string. Default: 1m.
+	// sign, as a duration string. Default: 1m. Placeholders are not
+	// expanded.
 	Margin string `json:"margin,omitempty"`
 
 	margin time.Duration

@@ -54,7 +54,7 @@ type LocalHandler struct {
 	// and how many launches beyond those may wait for a turn (default
 	// 256). A launch that finds the queue full is answered 503
 	// launches_busy at once; one that waits longer than the client does
-	// is dropped with it.
+	// is dropped with it. Numbers, without placeholders.
 	NonceLimit int `json:"nonce_limit,omitempty"`
 	NonceQueue int `json:"nonce_queue,omitempty"`
 
@@ -79,7 +79,7 @@ type LocalHandler struct {
 	// config errors; set by the Caddyfile adapter.
 	Source string `json:"source,omitempty"`
 
-	place         string
+	place         string   // Source, or the handler's number in its config: names it in config errors
 	callbackHosts []string // lowercase; "*.x" for the hosts under x
 	appSet                 // the apps answered for (apps.go)
 	appSettings            // the shared options, parsed (options.go)

@@ -21,12 +21,13 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("webank_sign", httpcaddyfile.Before, "reverse_proxy")
 }
 
-// Handler signs requests to WeBank's server APIs that use the five-value
-// SIGN scheme, so that a following reverse_proxy can forward them. It adds
-// app_id, a fresh 32-character nonce, version, and the SHA1 sign over
-// app_id, order_no, version, the SIGN ticket and the nonce. It obtains the
-// access token and the SIGN ticket itself, caches them per app, and
-// refreshes them before they expire.
+// Handler signs requests to WeBank's server APIs that are signed with the
+// SIGN ticket, so that a following reverse_proxy can forward them. It adds
+// app_id, version, a fresh 32-character nonce and the SHA1 sign, computed
+// by default over app_id, order_no, version, the SIGN ticket and the nonce
+// (see ValueSet for the faceId APIs' and geth5faceid's, the latter without
+// a nonce). It obtains the access token and the SIGN ticket itself, caches
+// them per app, and refreshes them before they expire.
 //
 // Requests come in one of two shapes, chosen by mode (by default from the
 // path, see Mode):
@@ -59,8 +60,8 @@ type Handler struct {
 	// fetch_timeout and retry_codes (see AppOptions).
 	AppOptions
 
-	// The shape of the requests signed: "query" (GET, parameters in the
-	// query string) or "json" (POST, a JSON object body). Default: json for
+	// The shape of the requests signed: "query" (GET or HEAD, parameters in
+	// the query string) or "json" (POST, a JSON object body). Default: json for
 	// the paths of WeBank's JSON APIs (/api/v2/base/queryfacerecord,
 	// /api/v2/base/queryphotoinfo, /api/server/getOcrCertId,
 	// /api/paas/easyface, /api/paas/idcardocrapp, /api/paas/bankcardocrapp,
@@ -68,7 +69,7 @@ type Handler struct {
 	// /api/server/getPlusFaceId, /api/server/getWillFaceId and
 	// /api/server/h5/geth5faceid), and wherever value_set is user_id or
 	// h5_face_id; query for every other path. A request of the other shape
-	// gets 405.
+	// gets 405 wrong_shape. Placeholders are not expanded.
 	Mode string `json:"mode,omitempty"`
 
 	// The values a JSON body's sign is computed over (json mode):
@@ -87,6 +88,7 @@ type Handler struct {
 	// on the paths listed under mode (user_id for the four faceId APIs,
 	// h5_face_id for geth5faceid), order_no elsewhere. user_id and
 	// h5_face_id imply mode json, and cannot be combined with mode query.
+	// Placeholders are not expanded.
 	ValueSet string `json:"value_set,omitempty"`
 
 	// Whether clients may ask for photos and videos: "allow" (the default)
@@ -95,7 +97,8 @@ type Handler struct {
 	// GetFile or get_file[]) other than 0 is refused with 403
 	// photos_denied, not forwarded:
 	// it is refused rather than stripped, so that an app never takes a
-	// missing photo for a result without one.
+	// missing photo for a result without one. Placeholders are not
+	// expanded.
 	Photos string `json:"photos,omitempty"`
 
 	// The largest JSON body accepted, in bytes; a larger one gets 413.
@@ -103,7 +106,8 @@ type Handler struct {
 	// (idcardocrapp, bankcardocrapp, the four faceId APIs and geth5faceid)
 	// and wherever value_set is user_id or h5_face_id; 1 MiB elsewhere,
 	// ample for the result queries. A value given applies whatever the
-	// path. Bodies are never logged.
+	// path. Bodies are never logged. In the Caddyfile, a size such as
+	// 8MiB; placeholders are not expanded.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
 	// The longest a JSON body may take to arrive, from the moment the
@@ -134,7 +138,7 @@ type Handler struct {
 type AppCredentials struct {
 	// The WeBank app ID. Accepts placeholders.
 	AppID string `json:"app_id"`
-	// The app secret; see Handler.Secret. Accepts placeholders.
+	// The app secret; see AppOptions.Secret. Accepts placeholders.
 	Secret string `json:"secret"`
 }
 

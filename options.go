@@ -44,8 +44,10 @@ type AppOptions struct {
 	Apps []AppCredentials `json:"apps,omitempty"`
 
 	// Where access tokens and SIGN and NONCE tickets are fetched from: the
-	// scheme and host of WeBank's oauth2 endpoints. Default:
-	// https://idasc.webank.com. Accepts placeholders.
+	// scheme and host of WeBank's oauth2 endpoints, and a path prefix if
+	// any (no query or fragment); /api/oauth2/... is appended. Use the host
+	// the signed requests go to. Default: https://idasc.webank.com. Accepts
+	// placeholders.
 	BaseURL string `json:"base_url,omitempty"`
 
 	// The API version sent and signed. Default: 1.0.0. Accepts placeholders.
@@ -53,7 +55,8 @@ type AppOptions struct {
 
 	// How often the access token and SIGN ticket are replaced, ahead of their
 	// expiry, as a duration string such as "20m". They are also replaced
-	// earlier if WeBank's expire_in says so. Default: 20m. Accepts placeholders.
+	// earlier if WeBank's expire_in says so. At least 1s. Default: 20m.
+	// Accepts placeholders.
 	Refresh string `json:"refresh,omitempty"`
 
 	// The longest a token+ticket fetch, or a NONCE ticket fetch, may take

@@ -9,9 +9,11 @@ import (
 )
 
 // This file holds the pure core of the protocol (docs/protocol.md §5, §7):
-// the order number check, the app the client named, the nonce and the
-// five-value signature. Nothing here knows about Caddy, tickets or HTTP
-// state, so it is tested with plain values.
+// the order number check, the app the client named, how a lenient server
+// reads a parameter's name (foldName, imitations), the nonce, and the
+// signature over any flow's values (sign for the five-value scheme).
+// Nothing here knows about Caddy, tickets or HTTP state, so it is tested
+// with plain values.
 
 const (
 	nonceLen      = 32 // WeBank rejects nonces of any other length

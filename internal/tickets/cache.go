@@ -6,7 +6,7 @@
 // asks its Handle for a ticket per request.
 //
 // The protocol facts it relies on (lifetimes, the one-minute overlap of a
-// superseded token) are in docs/protocol.md §1 and §2.
+// superseded token) are in docs/protocol.md §2.3 and §3.3.
 package tickets
 
 import (

@@ -16,10 +16,10 @@ const (
 	maxRefreshMargin = 5 * time.Minute
 
 	// How long WeBank keeps a superseded access token, and the tickets made
-	// with it, valid after a new token is issued (docs/protocol.md §1).
+	// with it, valid after a new token is issued (docs/protocol.md §2.3).
 	tokenOverlap = time.Minute
 
-	// WeBank's documented maximum lifetimes (docs/protocol.md §1, §2). A
+	// WeBank's documented maximum lifetimes (docs/protocol.md §2.3, §3.3). A
 	// longer life, from WeBank or from storage, is capped: the docs promise
 	// no more, and a huge value would disable expiry.
 	MaxTokenLife  = 7200 * time.Second
