@@ -79,3 +79,37 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// The readiness answer, served where a cluster's probes reach it, says
+// which fetch failed and how, as a client's 502 does, but never the
+// failure's own text: WeBank's message, or an internal address.
+func TestHealthHidesFetchErrorText(t *testing.T) {
+	const detail = "internal detail 10.9.8.7"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"code":"400104","msg":"` + detail + `"}`))
+	}))
+	t.Cleanup(srv.Close)
+	ctx := testContext(t)
+	t.Setenv("WBS_UNIT_SECRET", testSecret)
+	h := &Handler{AppOptions: AppOptions{AppID: testAppID, Secret: "{env.WBS_UNIT_SECRET}", BaseURL: srv.URL}}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	hc := new(Health)
+	if err := hc.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, body := probe(t, hc)
+	if code != http.StatusServiceUnavailable || len(body.Apps) != 1 || body.Apps[0].Ready {
+		t.Fatalf("with WeBank refusing the token: %d %+v, want 503 and the app not ready", code, body)
+	}
+	reason := body.Apps[0].Reason
+	if strings.Contains(reason, "10.9.8.7") || strings.Contains(reason, "internal detail") {
+		t.Errorf("reason %q quotes the fetch error's text", reason)
+	}
+	if !strings.Contains(reason, "access token") || !strings.Contains(reason, "(code)") {
+		t.Errorf("reason %q does not say which fetch failed and how", reason)
+	}
+}

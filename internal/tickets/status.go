@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -128,7 +129,7 @@ func (c *Cache) Readiness(ctx context.Context, margin time.Duration) []AppReadin
 			t, err = c.ticket(ctx, key)
 		}
 		if err != nil {
-			a.Reason = "no ticket: " + err.Error()
+			a.Reason = "no ticket: " + describeFailure(err)
 		} else if left := t.expires.Sub(c.now()); left <= margin {
 			a.RemainingLife = left.Seconds()
 			a.Reason = fmt.Sprintf("the ticket has %v left, not more than the margin %v", left.Round(time.Second), margin)
@@ -138,6 +139,17 @@ func (c *Cache) Readiness(ctx context.Context, margin time.Duration) []AppReadin
 		out = append(out, a)
 	}
 	return out
+}
+
+// describeFailure says what a failure to get a ticket was, for readiness
+// answers, which a cluster's probes reach: the step and class of a failed
+// fetch, never the error's own text, which may quote WeBank or name an
+// internal address (Status, for operators, keeps it).
+func describeFailure(err error) string {
+	if fe, ok := errors.AsType[*FetchError](err); ok {
+		return "fetching the " + fe.Step + " failed (" + fe.Class + ")"
+	}
+	return "(" + errClass(err) + ")"
 }
 
 // TooSoonError refuses a forced refresh that comes too soon after the last.
