@@ -206,10 +206,10 @@ func (a *App) Cleanup() error {
 	return err
 }
 
-// place names a handler in errors: its Source if the Caddyfile adapter set
-// one, else its position among the config's webank_sign and
-// webank_sign_local handlers, counted together.
-func (a *App) place(source string) string {
+// place names a handler of directive in errors: its Source if the
+// Caddyfile adapter set one, else its position among the config's
+// webank_sign and webank_sign_local handlers, counted together.
+func (a *App) place(source, directive string) string {
 	c := a.claims
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -217,7 +217,23 @@ func (a *App) place(source string) string {
 	if source != "" {
 		return source
 	}
-	return "webank_sign handler #" + strconv.Itoa(c.handlers) + " of the config"
+	return directive + " handler #" + strconv.Itoa(c.handlers) + " of the config"
+}
+
+// provisionHandler is what both handlers' Provision do: it joins the
+// config's webank_sign app, sets *place to the handler's place (see
+// App.place), and runs provision, whose error it prefixes with the place.
+func provisionHandler(ctx caddy.Context, source, directive string, place *string, provision func(*App) error) error {
+	appVal, err := ctx.App("webank_sign")
+	if err != nil {
+		return fmt.Errorf("loading the webank_sign app: %w", err)
+	}
+	app := appVal.(*App)
+	*place = app.place(source, directive)
+	if err := provision(app); err != nil {
+		return fmt.Errorf("%s: %w", *place, err)
+	}
+	return nil
 }
 
 // claim records that the config signs for appID with secret, from place.

@@ -65,6 +65,12 @@ func TestOneSecretPerApp(t *testing.T) {
 	if err := load(ctx, noSource); err == nil || !strings.Contains(err.Error(), "another at webank_sign handler #5 of the config") {
 		t.Errorf("conflict in a JSON config: error = %v, want it to name the handler by position", err)
 	}
+	localNoSource := &LocalHandler{AppOptions: AppOptions{AppID: "IDA1", Secret: "{env.WBS_TEST_OTHER}", BaseURL: "http://127.0.0.1:1"}}
+	err = localNoSource.Provision(ctx)
+	t.Cleanup(func() { _ = localNoSource.Cleanup() })
+	if err == nil || !strings.HasPrefix(err.Error(), "webank_sign_local handler #6 of the config:") {
+		t.Errorf("conflict in a JSON config's webank_sign_local: error = %v, want it to name that handler by position", err)
+	}
 	// Another config (a reload) may change the secret.
 	if err := load(testContext(t), noSource); err != nil {
 		t.Errorf("a new config with a new secret: %v", err)

@@ -18,6 +18,14 @@ type appSet struct {
 	byID    map[string]*tenant // with Apps: the tenants by app_id
 }
 
+// release releases the apps' registrations in the ticket cache; a second
+// call releases nothing twice.
+func (a *appSet) release() {
+	for _, tn := range a.tenants {
+		tn.tickets.Release()
+	}
+}
+
 // pick returns the app a request is signed for, from the app_id it gave.
 func (a *appSet) pick(ids appIDs) (*tenant, error) {
 	if a.byID == nil {

@@ -107,16 +107,7 @@ func (LocalHandler) CaddyModule() caddy.ModuleInfo {
 // registers h's apps in the process's ticket cache, and talks to no one.
 func (h *LocalHandler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	appVal, err := ctx.App("webank_sign")
-	if err != nil {
-		return fmt.Errorf("loading the webank_sign app: %w", err)
-	}
-	app := appVal.(*App)
-	h.place = app.place(h.Source)
-	if err := h.provision(ctx, app); err != nil {
-		return fmt.Errorf("%s: %w", h.place, err)
-	}
-	return nil
+	return provisionHandler(ctx, h.Source, "webank_sign_local", &h.place, func(app *App) error { return h.provision(ctx, app) })
 }
 
 func (h *LocalHandler) provision(ctx caddy.Context, app *App) error {
@@ -189,9 +180,7 @@ func (h *LocalHandler) Validate() error {
 
 // Cleanup releases h's registrations in the ticket cache.
 func (h *LocalHandler) Cleanup() error {
-	for _, tn := range h.tenants {
-		tn.tickets.Release()
-	}
+	h.appSet.release()
 	return nil
 }
 

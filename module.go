@@ -155,16 +155,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // It does not talk to WeBank. Its errors name h's place in the config.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	appVal, err := ctx.App("webank_sign")
-	if err != nil {
-		return fmt.Errorf("loading the webank_sign app: %w", err)
-	}
-	app := appVal.(*App)
-	h.place = app.place(h.Source)
-	if err := h.provision(ctx, app); err != nil {
-		return fmt.Errorf("%s: %w", h.place, err)
-	}
-	return nil
+	return provisionHandler(ctx, h.Source, "webank_sign", &h.place, func(app *App) error { return h.provision(ctx, app) })
 }
 
 func (h *Handler) provision(ctx caddy.Context, app *App) error {
@@ -187,9 +178,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases h's registrations in the ticket cache.
 func (h *Handler) Cleanup() error {
-	for _, tn := range h.tenants {
-		tn.tickets.Release() // a second Cleanup releases nothing twice
-	}
+	h.appSet.release()
 	return nil
 }
 
