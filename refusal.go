@@ -17,8 +17,11 @@ type refusal struct {
 
 func (e *refusal) Error() string { return e.Msg }
 
-// Every refusal, in one table. Their codes are part of the module's
-// interface: README lists them.
+// Every refusal of a request, in one table. Their codes are part of the
+// module's interface: README lists them. The answers for a request that was
+// fine but could not be served (ticket_unavailable, upstream_failed) are
+// written where that happens, in forward.go, launch.go and verify.go, with
+// writeError.
 var (
 	// What the request is.
 	errConnect        = &refusal{405, "connect_not_supported", "HTTPS proxying (CONNECT) cannot be signed: the sidecar would see only encrypted bytes. Point the app at the sidecar's own URL, such as http://127.0.0.1:8080/api/server/getOcrResult, instead of using it as an HTTPS proxy"}
