@@ -179,7 +179,9 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 func readRaw(dec *jsontext.Decoder, data []byte) ([]byte, error) {
 	v, err := dec.ReadValue()
 	if err != nil {
-		if errors.Is(err, jsontext.ErrDuplicateName) {
+		// The decoder stops at a name given twice; the refusal waits, as
+		// every other one does, until the body is known whole.
+		if errors.Is(err, jsontext.ErrDuplicateName) && jsontext.Value(data).IsValid(jsontext.AllowDuplicateNames(true)) {
 			return nil, errBodyKeyRepeat
 		}
 		return nil, errBodyMalformed
