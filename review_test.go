@@ -1,6 +1,9 @@
 package webanksign
 
-import "testing"
+import (
+	"net/http"
+	"testing"
+)
 
 // This file holds the review's findings on webank_sign (brief R2), each a
 // test that failed on the tree it was written against.
@@ -24,5 +27,26 @@ func TestReviewBodyKeyRepeatCutShort(t *testing.T) {
 	var b checkedBody
 	if err := parseBody([]byte(`{"orderNo":"A1","x":1,"x":2}`), setOrderNo, &b); err != errBodyKeyRepeat {
 		t.Errorf("whole body with a name twice: %v, want %v", err, errBodyKeyRepeat)
+	}
+}
+
+// TestReviewPhotosDenyQueryPhotoInfo shows that photos deny does not keep
+// a route from fetching the face photo: queryphotoinfo (docs/protocol.md
+// §8, README "the face photo of a verification") answers with the photo
+// whatever getFile says, and a body without getFile was signed and
+// forwarded.
+func TestReviewPhotosDenyQueryPhotoInfo(t *testing.T) {
+	h, _ := newServeHandler(t, func(h *Handler) { h.Photos = "deny" })
+	next := new(recordingNext)
+	w := postJSON(t, h, next, "/api/v2/base/queryphotoinfo", nil, `{"orderNo":"A1"}`)
+	wantCode(t, "queryphotoinfo under photos deny", w, http.StatusForbidden, errFilesDenied.Code)
+	if next.sent() != 0 {
+		t.Errorf("forwarded %d request(s) for the face photo under photos deny", next.sent())
+	}
+	// The result query without files is still signed and forwarded.
+	before := next.sent()
+	w = postJSON(t, h, next, facePath, nil, `{"orderNo":"A1"}`)
+	if w.Code != http.StatusOK || next.sent() != before+1 {
+		t.Errorf("queryfacerecord without getFile: %d, forwarded %d; want 200, 1", w.Code, next.sent()-before)
 	}
 }
