@@ -36,6 +36,7 @@ var (
 	errBodyUnreadable = &refusal{400, "body_unreadable", "the body could not be read to its end"}
 	errBodyTimeout    = &refusal{408, "body_timeout", "the body did not arrive in the time this route allows (see body_timeout)"}
 	errFilesDenied    = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): leave out get_file, or set it to 0"}
+	errPhotoAPIDenied = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): this API answers with the face photo"}
 
 	// Which app it is for.
 	errAppIDMismatch = &refusal{403, "app_id_mismatch", "app_id does not match the app this route signs for"}

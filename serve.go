@@ -120,6 +120,9 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 		rd.client.Reset(data)
 		r.Body, r.GetBody, r.ContentLength = &rd.client, nil, int64(len(data))
 	}()
+	if h.denyFiles && api.photo {
+		return h.reject(w, tn, errPhotoAPIDenied)
+	}
 	if h.denyFiles && (b.filesRequested() || urlFiles) {
 		return h.reject(w, tn, errFilesDenied)
 	}
