@@ -8,11 +8,12 @@ import (
 // This file checks the signature on WeBank's result callbacks
 // (docs/protocol.md §11). WeBank signs a callback with the app's latest
 // SIGN ticket as WeBank knows it; the check therefore accepts the current
-// ticket, the one it replaced for the minute after the replacement (a
-// callback signed just before a refresh arrives just after it), and, in a
-// fleet, a newer ticket a peer stored that this sidecar has not polled
-// yet. It never fetches: a check that fetched a token would rotate the
-// token it checks against.
+// ticket, the last two it replaced for the minute after each replacement
+// (a callback signed just before a refresh arrives just after it, and a
+// rejection may follow a refresh within that minute), and, in a fleet, a
+// newer ticket a peer stored that this sidecar has not polled yet. It
+// never fetches: a check that fetched a token would rotate the token it
+// checks against.
 
 // storeCheckInterval is how often, at most, failed callback checks read
 // storage for a peer's newer ticket: a stream of forged callbacks costs
@@ -45,11 +46,13 @@ func (h *Handle) SignedWith(ctx context.Context, check func(ticket string) bool)
 	now := h.c.now()
 	if e != nil {
 		e.app.mu.Lock()
-		prev := e.app.replaced
+		prevs := [...]replaced{e.app.replaced, e.app.older}
 		e.app.mu.Unlock()
-		if prev.t != nil && prev.t.value != t.value && now.Sub(prev.at) < tokenOverlap && check(prev.t.value) {
-			count("previous")
-			return true, nil
+		for _, prev := range prevs {
+			if prev.t != nil && prev.t.value != t.value && now.Sub(prev.at) < tokenOverlap && check(prev.t.value) {
+				count("previous")
+				return true, nil
+			}
 		}
 		if cfg.store != nil && e.app.storeCheckDue(now) {
 			if s, _, _ := h.c.loadStored(ctx, cfg, e, appLog(cfg)); s != nil && s.newer(t) && now.Before(s.expires) && !e.isRejected(s.value) {
