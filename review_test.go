@@ -1,8 +1,13 @@
 package webanksign
 
 import (
+	"errors"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 )
 
 // This file holds the review's findings on webank_sign (brief R2), each a
@@ -48,5 +53,30 @@ func TestReviewPhotosDenyQueryPhotoInfo(t *testing.T) {
 	w = postJSON(t, h, next, facePath, nil, `{"orderNo":"A1"}`)
 	if w.Code != http.StatusOK || next.sent() != before+1 {
 		t.Errorf("queryfacerecord without getFile: %d, forwarded %d; want 200, 1", w.Code, next.sent()-before)
+	}
+}
+
+// TestReviewAnnouncedLengthNotAllocated shows that readBody allocated the
+// length a client announced before any of the body arrived: a request on
+// an image API saying Content-Length: 8 MiB and sending a few bytes (or
+// none, until body_timeout) cost the sidecar 8 MiB, so that a few hundred
+// such connections, a few hundred bytes of headers each, held gigabytes.
+// What is allocated must follow what arrives.
+func TestReviewAnnouncedLengthNotAllocated(t *testing.T) {
+	const announced = defaultImageBodySize
+	read := func() {
+		r := httptest.NewRequest(http.MethodPost, "/api/server/getAdvFaceId", strings.NewReader(`{"orderNo":"A1"}`))
+		r.ContentLength = announced // a body cut short: the client sends 16 bytes of it
+		if _, err := readBody(httptest.NewRecorder(), r, announced, time.Second); err != nil && !errors.Is(err, errBodyUnreadable) {
+			t.Fatal(err)
+		}
+	}
+	read() // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	read()
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > announced/8 {
+		t.Errorf("reading 16 bytes of a body announced as %d bytes allocated %d bytes", announced, got)
 	}
 }
