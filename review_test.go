@@ -1,6 +1,7 @@
 package webanksign
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -78,5 +79,34 @@ func TestReviewAnnouncedLengthNotAllocated(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if got := after.TotalAlloc - before.TotalAlloc; got > announced/8 {
 		t.Errorf("reading 16 bytes of a body announced as %d bytes allocated %d bytes", announced, got)
+	}
+}
+
+// TestReviewWebankAppIDPassedOn shows that a body's webankAppId went on to
+// WeBank as the client wrote it. docs/protocol.md §8.3 names webankAppId
+// as the app's field in geth5faceid's body, and as one some clients send
+// to getAdvFaceId: WeBank may read the client's app there instead of the
+// one signed, fail the sign and so draw a retry code, which drops the
+// ticket and rotates the token (README: why imitations are refused). It
+// must be refused, dropped or the signed app's.
+func TestReviewWebankAppIDPassedOn(t *testing.T) {
+	h, _ := newTestHandler(t)
+	const person = `"orderNo":"O1","userId":"U1","name":"N","idNo":"4300000000000"`
+	for _, target := range []string{"/api/server/h5/geth5faceid", "/api/server/getAdvFaceId"} {
+		next := new(recordingNext)
+		w := postJSON(t, h, next, target, nil, `{"webankAppId":"IDAOTHER",`+person+`}`)
+		if w.Code >= 400 {
+			continue // refused
+		}
+		if next.sent() != 1 {
+			t.Fatalf("%s: %d, forwarded %d", target, w.Code, next.sent())
+		}
+		var sent map[string]any
+		if err := json.Unmarshal([]byte(next.bodies[0]), &sent); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := sent["webankAppId"]; ok && v != testAppID {
+			t.Errorf("%s: forwarded webankAppId %v with a body signed for %s", target, v, testAppID)
+		}
 	}
 }
