@@ -110,3 +110,16 @@ func TestReviewWebankAppIDPassedOn(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewWebankAppIDInURL is TestReviewWebankAppIDPassedOn for a JSON
+// request's URL, which went on as the client wrote it.
+func TestReviewWebankAppIDInURL(t *testing.T) {
+	h, _ := newTestHandler(t)
+	next := new(recordingNext)
+	w := postJSON(t, h, next, "/api/server/getAdvFaceId?webank_app_id=IDAOTHER", nil,
+		`{"orderNo":"O1","userId":"U1","name":"N","idNo":"4300000000000"}`)
+	wantCode(t, "webank_app_id in the URL", w, http.StatusBadRequest, errWebankAppID.Code)
+	if next.sent() != 0 {
+		t.Errorf("forwarded %d request(s) with the client's webank_app_id", next.sent())
+	}
+}
