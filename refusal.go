@@ -72,6 +72,10 @@ var (
 		fieldIDNo:    {400, "param_name_confusable", "a name reads as idNo to a lenient server (ignoring case and punctuation): send idNo in the JSON body only, spelled exactly so, once"},
 	}
 
+	// webankAppId: the name geth5faceid's body gives the app, and some
+	// clients send to the other faceId APIs (docs/protocol.md §8.3).
+	errWebankAppID = &refusal{400, "param_name_confusable", "a name reads as webankAppId, which WeBank may read as the app: the sidecar names the app itself (appId); leave it out"}
+
 	// The JSON body.
 	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}
 	errBodyMalformed  = &refusal{400, "body_malformed", "the body is not one well-formed JSON object in UTF-8 (a lone surrogate escape such as \\ud800 is not UTF-8)"}

@@ -95,11 +95,16 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(w, tn, errQueryMalformed)
 		}
 		var imit imitations
+		webankAppID := false
 		for k := range vals {
 			imit.add(k, &urlOwned[set])
+			webankAppID = webankAppID || isWebankAppID(k)
 		}
 		if err := imit.err(&jsonOwned[set]); err != nil {
 			return h.reject(w, tn, err)
+		}
+		if webankAppID {
+			return h.reject(w, tn, errWebankAppID)
 		}
 		switch orderNos := vals[fieldOrderNo]; {
 		case len(orderNos) > 1:

@@ -164,3 +164,14 @@ func idLikeRefusal(kind byte, empty, long, chars *refusal) error {
 		return chars
 	}
 }
+
+// isWebankAppID reports whether a name reads as webankAppId to a lenient
+// server (see foldName): WeBank may read it as the app, instead of the
+// appId signed.
+func isWebankAppID(name string) bool {
+	if len(name) < len("webankappid") { // foldName only drops characters
+		return false
+	}
+	var buf [32]byte
+	return string(foldName(buf[:0], name)) == "webankappid"
+}
