@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,26 @@ func TestReviewWebankAppIDInURL(t *testing.T) {
 	wantCode(t, "webank_app_id in the URL", w, http.StatusBadRequest, errWebankAppID.Code)
 	if next.sent() != 0 {
 		t.Errorf("forwarded %d request(s) with the client's webank_app_id", next.sent())
+	}
+}
+
+// TestReviewContentLengthHeaderRestored shows that serveJSON left the
+// signed body's length in the request's Content-Length header once it
+// returned, while r.ContentLength and the body were the client's again:
+// what runs later (Caddy's access log, an error route) saw a header that
+// matched neither.
+func TestReviewContentLengthHeaderRestored(t *testing.T) {
+	h, _ := newTestHandler(t)
+	const body = `{"orderNo":"O1"}`
+	r := httptest.NewRequest(http.MethodPost, facePath, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	next := new(recordingNext)
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusOK || next.sent() != 1 {
+		t.Fatalf("ServeHTTP: %v, %d, forwarded %d", err, w.Code, next.sent())
+	}
+	if got := r.Header.Get("Content-Length"); got != strconv.Itoa(len(body)) || r.ContentLength != int64(len(body)) {
+		t.Errorf("afterwards Content-Length %q, ContentLength %d; want the client's, %d", got, r.ContentLength, len(body))
 	}
 }
