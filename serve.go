@@ -120,10 +120,22 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	// body: the client's query is put back, and the body, which was read,
 	// is the client's again.
 	rd := new(jsonBodies)
+	clientCL, clientCL0 := r.Header["Content-Length"], "" // the one value is replaced in place
+	if len(clientCL) == 1 {
+		clientCL0 = clientCL[0]
+	}
 	defer func() {
 		r.URL.RawQuery = clientRaw
 		rd.client.Reset(data)
 		r.Body, r.GetBody, r.ContentLength = &rd.client, nil, int64(len(data))
+		if len(clientCL) == 1 {
+			clientCL[0] = clientCL0
+		}
+		if clientCL == nil {
+			delete(r.Header, "Content-Length")
+		} else {
+			r.Header["Content-Length"] = clientCL
+		}
 	}()
 	if h.denyFiles && api.photo {
 		return h.reject(w, tn, errPhotoAPIDenied)
