@@ -1,6 +1,7 @@
 package tickets
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -39,5 +40,25 @@ func TestReviewCallbackTwoReplacementsInAMinute(t *testing.T) {
 	}
 	if !signedWith(t, f.h, first.value) {
 		t.Error("a callback signed just before the scheduled refresh, 20 s ago, was refused within its minute")
+	}
+}
+
+// TestReviewCallbackWhileNoTicket shows that a callback check needs a
+// current ticket before it looks at the one just dropped: after WeBank
+// rejected the ticket (a retry code, which a client's own bad input can
+// draw) and while no other can be fetched, a genuine callback WeBank
+// signed with the dropped ticket moments before got an error (502 at
+// /verify) instead of being found valid, although SignedWith accepts that
+// ticket for a minute.
+func TestReviewCallbackWhileNoTicket(t *testing.T) {
+	f := newCacheFixture(t, webanktest.Options{})
+	first := f.ticket(t)
+	if !f.h.Invalidate(first) {
+		t.Fatal("invalidate refused")
+	}
+	f.fake.Close() // WeBank unreachable: no other ticket can be had
+	ok, err := f.h.SignedWith(context.Background(), checkFor(first.value))
+	if err != nil || !ok {
+		t.Errorf("a callback signed with the ticket dropped just now: %v, %v; want valid", ok, err)
 	}
 }
