@@ -23,36 +23,38 @@ const storeCheckInterval = time.Second
 // SignedWith reports whether check accepts one of the SIGN tickets WeBank
 // may have signed a callback with, trying the current ticket first. It
 // gets the app a ticket first if it has none, through the app's one
-// fetch, as any request would. check must compare in constant time; it is
-// given each ticket's value, a secret.
+// fetch, as any request would; if none can be had, the tickets it
+// replaced are still tried before the error is returned. check must
+// compare in constant time; it is given each ticket's value, a secret.
 func (h *Handle) SignedWith(ctx context.Context, check func(ticket string) bool) (bool, error) {
 	t, err := h.Ticket(ctx)
-	if err != nil {
-		return false, err
-	}
 	cfg, ok := h.c.app(h.key)
 	if !ok {
 		return false, ErrNotRegistered
 	}
 	count := func(result string) { h.c.metrics.callbacks.WithLabelValues(cfg.creds.AppID, result).Inc() }
-	if check(t.value) {
-		count("current")
-		return true, nil
-	}
 	e := h.c.peek(h.key)
 	if e == nil {
 		e = h.entry.Load()
 	}
 	now := h.c.now()
+	if err != nil {
+		// No current ticket: the one just dropped (a rejection) may be
+		// what WeBank signed with moments ago.
+		if e != nil && e.app.replacedMatch("", now, check) {
+			count("previous")
+			return true, nil
+		}
+		return false, err
+	}
+	if check(t.value) {
+		count("current")
+		return true, nil
+	}
 	if e != nil {
-		e.app.mu.Lock()
-		prevs := [...]replaced{e.app.replaced, e.app.older}
-		e.app.mu.Unlock()
-		for _, prev := range prevs {
-			if prev.t != nil && prev.t.value != t.value && now.Sub(prev.at) < tokenOverlap && check(prev.t.value) {
-				count("previous")
-				return true, nil
-			}
+		if e.app.replacedMatch(t.value, now, check) {
+			count("previous")
+			return true, nil
 		}
 		if cfg.store != nil && e.app.storeCheckDue(now) {
 			if s, _, _ := h.c.loadStored(ctx, cfg, e, appLog(cfg)); s != nil && s.newer(t) && now.Before(s.expires) && !e.isRejected(s.value) {
@@ -67,6 +69,20 @@ func (h *Handle) SignedWith(ctx context.Context, check func(ticket string) bool)
 	count("invalid")
 	h.c.emit(cfg, "callback_signature_invalid", nil, map[string]any{})
 	return false, nil
+}
+
+// replacedMatch reports whether check accepts one of the tickets a
+// replaced, other than current, within the minute after its replacement.
+func (a *appState) replacedMatch(current string, now time.Time, check func(string) bool) bool {
+	a.mu.Lock()
+	prevs := [...]replaced{a.replaced, a.older}
+	a.mu.Unlock()
+	for _, prev := range prevs {
+		if prev.t != nil && prev.t.value != current && now.Sub(prev.at) < tokenOverlap && check(prev.t.value) {
+			return true
+		}
+	}
+	return false
 }
 
 // storeCheckDue reports whether a failed callback check may read storage
