@@ -125,6 +125,7 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	var imit imitations
 	var keyBuf [64]byte
 	appIDBad := false // refused once the object is known to be whole
+	webankAppID := false
 	for d.dec.PeekKind() != '}' {
 		key, err := readRaw(&d.dec, data)
 		if err != nil {
@@ -153,6 +154,7 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 			idNo = raw
 		default:
 			imit.add(string(k), &jsonOwned[set])
+			webankAppID = webankAppID || isWebankAppID(string(k))
 			if isGetFile(string(k)) && string(raw) != "0" && string(raw) != `"0"` {
 				b.files = true
 			}
@@ -171,6 +173,9 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	if err := imit.err(&jsonOwned[set]); err != nil {
 		return err
 	}
+	if webankAppID {
+		return errWebankAppID
+	}
 	return b.checkValues(orderNo, userID, name, idNo)
 }
 
@@ -179,7 +184,9 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 func readRaw(dec *jsontext.Decoder, data []byte) ([]byte, error) {
 	v, err := dec.ReadValue()
 	if err != nil {
-		if errors.Is(err, jsontext.ErrDuplicateName) {
+		// The decoder stops at a name given twice; the refusal waits, as
+		// every other one does, until the body is known whole.
+		if errors.Is(err, jsontext.ErrDuplicateName) && jsontext.Value(data).IsValid(jsontext.AllowDuplicateNames(true)) {
 			return nil, errBodyKeyRepeat
 		}
 		return nil, errBodyMalformed

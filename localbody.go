@@ -25,7 +25,8 @@ var localFields = map[string]map[string]bool{
 }
 
 // parseLocalBody parses data as one JSON object whose members are strings
-// named in fields, each once.
+// named in fields, each once. A member is refused only once the object is
+// known whole: a body cut short is malformed, whatever its members.
 func parseLocalBody(data []byte, fields map[string]bool) (localBody, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errBodyMissing
@@ -35,6 +36,7 @@ func parseLocalBody(data []byte, fields map[string]bool) (localBody, error) {
 		return nil, errBodyMalformed
 	}
 	b := make(localBody)
+	var refused error // the first member refused, once the object is known whole
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -45,17 +47,9 @@ func parseLocalBody(data []byte, fields map[string]bool) (localBody, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, errBodyMalformed
 		}
-		if _, ok := b[key]; ok {
-			return nil, errBodyKeyRepeat
+		if refused == nil {
+			refused = b.add(key, raw, fields)
 		}
-		if !fields[key] {
-			return nil, errLocalField
-		}
-		var s string
-		if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-			return nil, errLocalFieldType
-		}
-		b[key] = s
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return nil, errBodyMalformed
@@ -63,7 +57,28 @@ func parseLocalBody(data []byte, fields map[string]bool) (localBody, error) {
 	if _, err := dec.Token(); err != io.EOF { // nothing after the object
 		return nil, errBodyMalformed
 	}
+	if refused != nil {
+		return nil, refused
+	}
 	return b, nil
+}
+
+// add adds the member key, raw to b, or returns its refusal: a name given
+// twice, one the endpoint does not take (fields), or a value that is not a
+// string.
+func (b localBody) add(key string, raw json.RawMessage, fields map[string]bool) error {
+	if _, ok := b[key]; ok {
+		return errBodyKeyRepeat
+	}
+	if !fields[key] {
+		return errLocalField
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return errLocalFieldType
+	}
+	b[key] = s
+	return nil
 }
 
 // idRule checks a value that WeBank takes as 1 to 32 of [A-Za-z0-9_-]:

@@ -39,6 +39,7 @@ var (
 	errBodyUnreadable = &refusal{400, "body_unreadable", "the body could not be read to its end"}
 	errBodyTimeout    = &refusal{408, "body_timeout", "the body did not arrive in the time this route allows (see body_timeout)"}
 	errFilesDenied    = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): leave out get_file, or set it to 0"}
+	errPhotoAPIDenied = &refusal{403, "photos_denied", "this route may not fetch photos or videos (photos deny): this API answers with the face photo"}
 
 	// Which app it is for.
 	errAppIDMismatch = &refusal{403, "app_id_mismatch", "app_id does not match the app this route signs for"}
@@ -73,6 +74,10 @@ var (
 		fieldName:    {400, "param_name_confusable", "a name reads as name to a lenient server (ignoring case and punctuation): send name in the JSON body only, spelled exactly so, once"},
 		fieldIDNo:    {400, "param_name_confusable", "a name reads as idNo to a lenient server (ignoring case and punctuation): send idNo in the JSON body only, spelled exactly so, once"},
 	}
+
+	// webankAppId: the name geth5faceid's body gives the app, and some
+	// clients send to the other faceId APIs (docs/protocol.md §8.3).
+	errWebankAppID = &refusal{400, "param_name_confusable", "a name reads as webankAppId, which WeBank may read as the app: the sidecar names the app itself (appId); leave it out"}
 
 	// The JSON body.
 	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}

@@ -95,11 +95,16 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(w, tn, errQueryMalformed)
 		}
 		var imit imitations
+		webankAppID := false
 		for k := range vals {
 			imit.add(k, &urlOwned[set])
+			webankAppID = webankAppID || isWebankAppID(k)
 		}
 		if err := imit.err(&jsonOwned[set]); err != nil {
 			return h.reject(w, tn, err)
+		}
+		if webankAppID {
+			return h.reject(w, tn, errWebankAppID)
 		}
 		switch orderNos := vals[fieldOrderNo]; {
 		case len(orderNos) > 1:
@@ -115,11 +120,26 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, next caddyht
 	// body: the client's query is put back, and the body, which was read,
 	// is the client's again.
 	rd := new(jsonBodies)
+	clientCL, clientCL0 := r.Header["Content-Length"], "" // the one value is replaced in place
+	if len(clientCL) == 1 {
+		clientCL0 = clientCL[0]
+	}
 	defer func() {
 		r.URL.RawQuery = clientRaw
 		rd.client.Reset(data)
 		r.Body, r.GetBody, r.ContentLength = &rd.client, nil, int64(len(data))
+		if len(clientCL) == 1 {
+			clientCL[0] = clientCL0
+		}
+		if clientCL == nil {
+			delete(r.Header, "Content-Length")
+		} else {
+			r.Header["Content-Length"] = clientCL
+		}
 	}()
+	if h.denyFiles && api.photo {
+		return h.reject(w, tn, errPhotoAPIDenied)
+	}
 	if h.denyFiles && (b.filesRequested() || urlFiles) {
 		return h.reject(w, tn, errFilesDenied)
 	}
@@ -218,16 +238,23 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64, wait time.D
 	return data, nil
 }
 
+// maxPrealloc is the most readAtMost allocates before any of a body has
+// arrived: beyond it, what is allocated follows what arrives, so that a
+// client announcing a large body and sending none costs no more than this.
+const maxPrealloc = 64 << 10
+
 // readAtMost reads body to its end, as io.ReadAll does, but no more than
 // limit bytes, into one buffer sized for the length the client gave, if
-// any (size, or -1), so that a body of the length announced is read with
-// one allocation.
+// any (size, or -1), up to maxPrealloc, so that a body of the length
+// announced is read with one allocation unless it is larger than that.
+// Past it, the buffer doubles as the body arrives, up to the length
+// announced.
 func readAtMost(body io.Reader, size, limit int64) ([]byte, error) {
 	if size < 0 || size >= limit {
 		size = 511 // as io.ReadAll starts
 	}
 	lr := io.LimitedReader{R: body, N: limit}
-	b := make([]byte, 0, size+1) // +1: the read that finds the end has room
+	b := make([]byte, 0, min(size, maxPrealloc)+1) // +1: the read that finds the end has room
 	for {
 		n, err := lr.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -237,7 +264,11 @@ func readAtMost(body io.Reader, size, limit int64) ([]byte, error) {
 			return b, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			grow := len(b) // doubling
+			if rest := size + 1 - int64(len(b)); rest > 0 && rest < int64(grow) {
+				grow = int(rest) // the announced length, reached
+			}
+			b = slices.Grow(b, grow)
 		}
 	}
 }

@@ -33,6 +33,7 @@ var valueSetNames = map[string]valueSet{
 type jsonAPI struct {
 	set    valueSet
 	images bool // max_body_size defaults to defaultImageBodySize
+	photo  bool // its answer is the face photo, whatever the request asks: photos deny refuses it
 }
 
 // jsonAPIs are the paths of WeBank's APIs signed over a JSON body
@@ -40,7 +41,7 @@ type jsonAPI struct {
 // value_set and max_body_size default to the API's.
 var jsonAPIs = map[string]jsonAPI{
 	"/api/v2/base/queryfacerecord": {set: setOrderNo},
-	"/api/v2/base/queryphotoinfo":  {set: setOrderNo},
+	"/api/v2/base/queryphotoinfo":  {set: setOrderNo, photo: true},
 	"/api/server/getOcrCertId":     {set: setOrderNo},
 	"/api/paas/easyface":           {set: setOrderNo, images: true}, // uploads a selfie
 	"/api/paas/idcardocrapp":       {set: setOrderNo, images: true},
@@ -162,4 +163,15 @@ func idLikeRefusal(kind byte, empty, long, chars *refusal) error {
 	default:
 		return chars
 	}
+}
+
+// isWebankAppID reports whether a name reads as webankAppId to a lenient
+// server (see foldName): WeBank may read it as the app, instead of the
+// appId signed.
+func isWebankAppID(name string) bool {
+	if len(name) < len("webankappid") { // foldName only drops characters
+		return false
+	}
+	var buf [32]byte
+	return string(foldName(buf[:0], name)) == "webankappid"
 }

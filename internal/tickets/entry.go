@@ -44,10 +44,11 @@ type entry struct {
 // The ticket itself is the entry's: an app that comes back gets the current
 // one from storage.
 type appState struct {
-	mu       sync.Mutex // protects st, nextPoll, replaced and alive
+	mu       sync.Mutex // protects st, nextPoll, replaced, older and alive
 	st       fetchState
 	nextPoll time.Time // when the refresher next polls storage
 	replaced replaced  // the ticket the current one replaced
+	older    replaced  // the one replaced before it: two replacements may fall within a minute
 	alive    probed    // the last probe that found a token alive (nonce.go)
 
 	lastStoreCheck atomic.Int64 // when a callback check last read storage, in Unix nanoseconds
@@ -136,7 +137,7 @@ func (e *entry) install(t *Ticket) *Ticket {
 		if e.cur.CompareAndSwap(cur, t) {
 			if cur != nil && cur.value != t.value {
 				e.app.mu.Lock()
-				e.app.replaced = replaced{cur, t.fetched}
+				e.app.retire(cur, t.fetched)
 				e.app.mu.Unlock()
 			}
 			return t
@@ -179,8 +180,14 @@ func (e *entry) reject(t *Ticket, now time.Time) (another, dropped bool) {
 // e.app.mu.
 func (e *entry) drop(cur *Ticket, now time.Time) {
 	if e.cur.CompareAndSwap(cur, nil) {
-		e.app.replaced = replaced{cur, now}
+		e.app.retire(cur, now)
 	}
+}
+
+// retire keeps t, replaced at at, as the replaced ticket, and the one it
+// held before as the older one. Callers hold a.mu.
+func (a *appState) retire(t *Ticket, at time.Time) {
+	a.older, a.replaced = a.replaced, replaced{t, at}
 }
 
 // force marks a forced refresh at now, so that the next fetch gets a new
