@@ -224,6 +224,8 @@ func FuzzBodyParse(f *testing.F) {
 		`[1]`, `{"orderNo":1}`, "", " ", `{} `, `{}{}`, `{"a":1,}`, `{"a" 1}`, `{"a":01}`, `{"a":1e}`,
 		`{"orderNo":"A1","OrderNo":"A2","Sign":"x","app_id":"y"}`,
 		`{"appId":0`, `{"appId":"x"`, `{"orderNo":"A1","appId":null,}`,
+		`{"orderNo":"A1","userId":"U1","name":"N","idNo":"43","webankAppId":"IDA1"}`,
+		`{"orderNo":"A1","userId":"U1","name":"N","idNo":"43","webankAppId":"IDA1","appId":"IDA1"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -263,9 +265,9 @@ func FuzzBodyParse(f *testing.F) {
 				}
 			}
 			dropped := 0
-			for _, k := range []string{fieldAppID, fieldNonce, fieldVersion, fieldSign} {
+			for _, k := range []string{fieldAppID, fieldNonce, fieldVersion, fieldSign, fieldWebankAppID} {
 				if _, ok := ref.members[k]; ok {
-					dropped++
+					dropped++ // webankAppId only where the set names the app so: elsewhere it is refused
 				}
 			}
 			if kept+dropped != len(ref.members) {

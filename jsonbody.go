@@ -23,7 +23,19 @@ const (
 	fieldNonce   = "nonce"
 	fieldVersion = "version"
 	fieldSign    = "sign"
+
+	// fieldWebankAppID is how geth5faceid's body names the app
+	// (docs/protocol.md §8.3), in place of appId.
+	fieldWebankAppID = "webankAppId"
 )
+
+// appField returns the name the app goes by in a body of set.
+func appField(set valueSet) string {
+	if set == setH5FaceID {
+		return fieldWebankAppID
+	}
+	return fieldAppID
+}
 
 // field is one top-level member of a JSON object that is passed on: its
 // name and its value, both exactly as the client wrote them (the name
@@ -124,8 +136,10 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	var orderNo, userID, name, idNo []byte // as written, quoted
 	var imit imitations
 	var keyBuf [64]byte
-	appIDBad := false // refused once the object is known to be whole
-	webankAppID := false
+	// Refused once the object is known to be whole: an app ID that is not
+	// a string, the app named twice (appId and webankAppId), and
+	// webankAppId where the set does not name the app so.
+	appIDBad, appIDTwice, webankAppID := false, false, false
 	for d.dec.PeekKind() != '}' {
 		key, err := readRaw(&d.dec, data)
 		if err != nil {
@@ -137,9 +151,14 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 		}
 		k, _ := stringValue(key, keyBuf[:0])
 		switch string(k) {
-		case fieldAppID:
+		case fieldAppID, fieldWebankAppID: // either names the client's app; the signed body names it as its set does
+			if string(k) == fieldWebankAppID && set != setH5FaceID {
+				webankAppID = true
+				continue
+			}
 			v, ok := stringValue(raw, nil)
-			appIDBad = !ok
+			appIDBad = appIDBad || !ok
+			appIDTwice = appIDTwice || b.hasAppID
 			b.appID, b.hasAppID = string(v), true
 			continue
 		case fieldNonce, fieldVersion, fieldSign:
@@ -169,6 +188,9 @@ func parseBody(data []byte, set valueSet, b *checkedBody) error {
 	}
 	if appIDBad {
 		return errBodyAppIDType
+	}
+	if appIDTwice {
+		return errBodyAppIDTwice
 	}
 	if err := imit.err(&jsonOwned[set]); err != nil {
 		return err
@@ -293,7 +315,9 @@ func encodeSignedBody(b *checkedBody, appID, version string, nonce, sig []byte) 
 	// The owned members, none of whose names or values needs escaping: app
 	// IDs and versions are checked to be [A-Za-z0-9_.-], nonces and signs
 	// are alphanumeric.
-	out = append(out, `{"`+fieldAppID+`":"`...)
+	out = append(out, `{"`...)
+	out = append(out, appField(b.set)...)
+	out = append(out, `":"`...)
 	out = append(out, appID...)
 	out = append(out, `","`+fieldVersion+`":"`...)
 	out = append(out, version...)

@@ -77,7 +77,8 @@ var (
 
 	// webankAppId: the name geth5faceid's body gives the app, and some
 	// clients send to the other faceId APIs (docs/protocol.md §8.3).
-	errWebankAppID = &refusal{400, "param_name_confusable", "a name reads as webankAppId, which WeBank may read as the app: the sidecar names the app itself (appId); leave it out"}
+	errBodyAppIDTwice = &refusal{400, "param_name_confusable", "the body names the app twice (appId and webankAppId): send one; geth5faceid's is webankAppId"}
+	errWebankAppID    = &refusal{400, "param_name_confusable", "a name reads as webankAppId, which WeBank may read as the app: the sidecar names the app itself (appId); leave it out"}
 
 	// The JSON body.
 	errBodyMissing    = &refusal{400, "body_missing", "the request has no body: this API takes a JSON object"}

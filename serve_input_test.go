@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -387,5 +388,141 @@ func TestJSONValueSetsServed(t *testing.T) {
 				t.Errorf("Content-Length %d, body of %d bytes", next.reqs[0].ContentLength, len(next.bodies[0]))
 			}
 		})
+	}
+}
+
+// TestPhotosDenyQueryPhotoInfo shows that photos deny does not keep
+// a route from fetching the face photo: queryphotoinfo (docs/protocol.md
+// §8, README "the face photo of a verification") answers with the photo
+// whatever getFile says, and a body without getFile was signed and
+// forwarded.
+func TestPhotosDenyQueryPhotoInfo(t *testing.T) {
+	h, _ := newServeHandler(t, func(h *Handler) { h.Photos = "deny" })
+	next := new(recordingNext)
+	w := postJSON(t, h, next, "/api/v2/base/queryphotoinfo", nil, `{"orderNo":"A1"}`)
+	wantCode(t, "queryphotoinfo under photos deny", w, http.StatusForbidden, errFilesDenied.Code)
+	if next.sent() != 0 {
+		t.Errorf("forwarded %d request(s) for the face photo under photos deny", next.sent())
+	}
+	// The result query without files is still signed and forwarded.
+	before := next.sent()
+	w = postJSON(t, h, next, facePath, nil, `{"orderNo":"A1"}`)
+	if w.Code != http.StatusOK || next.sent() != before+1 {
+		t.Errorf("queryfacerecord without getFile: %d, forwarded %d; want 200, 1", w.Code, next.sent()-before)
+	}
+}
+
+// TestWebankAppIDNotPassedOn shows that a body's webankAppId went on to
+// WeBank as the client wrote it. docs/protocol.md §8.3 names webankAppId
+// as the app's field in geth5faceid's body, and as one some clients send
+// to getAdvFaceId: WeBank may read the client's app there instead of the
+// one signed, fail the sign and so draw a retry code, which drops the
+// ticket and rotates the token (README: why imitations are refused). It
+// must be refused, dropped or the signed app's.
+func TestWebankAppIDNotPassedOn(t *testing.T) {
+	h, _ := newTestHandler(t)
+	const person = `"orderNo":"O1","userId":"U1","name":"N","idNo":"4300000000000"`
+	for _, target := range []string{"/api/server/h5/geth5faceid", "/api/server/getAdvFaceId"} {
+		next := new(recordingNext)
+		w := postJSON(t, h, next, target, nil, `{"webankAppId":"IDAOTHER",`+person+`}`)
+		if w.Code >= 400 {
+			continue // refused
+		}
+		if next.sent() != 1 {
+			t.Fatalf("%s: %d, forwarded %d", target, w.Code, next.sent())
+		}
+		var sent map[string]any
+		if err := json.Unmarshal([]byte(next.bodies[0]), &sent); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := sent["webankAppId"]; ok && v != testAppID {
+			t.Errorf("%s: forwarded webankAppId %v with a body signed for %s", target, v, testAppID)
+		}
+	}
+}
+
+// TestWebankAppIDInURL is TestReviewWebankAppIDPassedOn for a JSON
+// request's URL, which went on as the client wrote it.
+func TestWebankAppIDInURL(t *testing.T) {
+	h, _ := newTestHandler(t)
+	next := new(recordingNext)
+	w := postJSON(t, h, next, "/api/server/getAdvFaceId?webank_app_id=IDAOTHER", nil,
+		`{"orderNo":"O1","userId":"U1","name":"N","idNo":"4300000000000"}`)
+	wantCode(t, "webank_app_id in the URL", w, http.StatusBadRequest, errWebankAppID.Code)
+	if next.sent() != 0 {
+		t.Errorf("forwarded %d request(s) with the client's webank_app_id", next.sent())
+	}
+}
+
+// TestContentLengthHeaderRestored shows that serveJSON left the
+// signed body's length in the request's Content-Length header once it
+// returned, while r.ContentLength and the body were the client's again:
+// what runs later (Caddy's access log, an error route) saw a header that
+// matched neither.
+func TestContentLengthHeaderRestored(t *testing.T) {
+	h, _ := newTestHandler(t)
+	const body = `{"orderNo":"O1"}`
+	r := httptest.NewRequest(http.MethodPost, facePath, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	next := new(recordingNext)
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusOK || next.sent() != 1 {
+		t.Fatalf("ServeHTTP: %v, %d, forwarded %d", err, w.Code, next.sent())
+	}
+	if got := r.Header.Get("Content-Length"); got != strconv.Itoa(len(body)) || r.ContentLength != int64(len(body)) {
+		t.Errorf("afterwards Content-Length %q, ContentLength %d; want the client's, %d", got, r.ContentLength, len(body))
+	}
+}
+
+// A body's buffer follows what arrives, not the length the client
+// announced: a request on an image API saying Content-Length: 8 MiB and
+// sending a few bytes (or none, until body_timeout) must not cost the
+// sidecar 8 MiB, or a few hundred such connections hold gigabytes. A body
+// that does arrive whole is read whole. (A review finding: the buffer was
+// made the announced size up front.)
+func TestBodyBufferFollowsWhatArrives(t *testing.T) {
+	const announced = defaultImageBodySize
+	b, err := readAtMost(strings.NewReader(`{"orderNo":"A1"}`), announced, announced+1)
+	if err != nil || string(b) != `{"orderNo":"A1"}` {
+		t.Fatalf("readAtMost = %q, %v", b, err)
+	}
+	if cap(b) > maxPrealloc+1 {
+		t.Errorf("16 bytes of a body announced as %d bytes took a buffer of %d bytes", announced, cap(b))
+	}
+	full := strings.Repeat("x", 3*maxPrealloc+7)
+	if b, err := readAtMost(strings.NewReader(full), int64(len(full)), announced+1); err != nil || string(b) != full {
+		t.Errorf("a body of %d bytes, announced: read %d bytes, %v", len(full), len(b), err)
+	}
+}
+
+// geth5faceid's body names the app webankAppId (docs/protocol.md §8.3): the
+// signed body names it so, and a client may name its app so too, but not
+// twice.
+func TestH5FaceIDNamesTheAppWebankAppID(t *testing.T) {
+	h, _ := newTestHandler(t)
+	const person = `"orderNo":"O1","userId":"U1","name":"N","idNo":"4300000000000"`
+	for _, body := range []string{`{` + person + `}`, `{"webankAppId":"` + testAppID + `",` + person + `}`, `{"appId":"` + testAppID + `",` + person + `}`} {
+		next := new(recordingNext)
+		w := postJSON(t, h, next, "/api/server/h5/geth5faceid", nil, body)
+		if w.Code != http.StatusOK || next.sent() != 1 {
+			t.Fatalf("%s: %d, forwarded %d", body, w.Code, next.sent())
+		}
+		var sent map[string]any
+		if err := json.Unmarshal([]byte(next.bodies[0]), &sent); err != nil {
+			t.Fatal(err)
+		}
+		if sent[fieldWebankAppID] != testAppID {
+			t.Errorf("%s: forwarded webankAppId %v, want %s", body, sent[fieldWebankAppID], testAppID)
+		}
+		if _, ok := sent[fieldAppID]; ok {
+			t.Errorf("%s: forwarded appId beside webankAppId", body)
+		}
+	}
+	next := new(recordingNext)
+	w := postJSON(t, h, next, "/api/server/h5/geth5faceid", nil, `{"appId":"`+testAppID+`","webankAppId":"`+testAppID+`",`+person+`}`)
+	wantCode(t, "appId and webankAppId", w, http.StatusBadRequest, errBodyAppIDTwice.Code)
+	if next.sent() != 0 {
+		t.Errorf("forwarded a body naming the app twice")
 	}
 }

@@ -50,8 +50,12 @@ func TestValueSetKnownAnswers(t *testing.T) {
 		if _, ok := got[fieldNonce]; ok {
 			t.Errorf("signBody(%s) = %s: a nonce, which geth5faceid does not sign", body, signed)
 		}
-		if got[fieldAppID] != "appId001" || got[fieldVersion] != "1.0.0" || got[fieldOrderNo] != "orderNo19959248596551" {
-			t.Errorf("signBody(%s) = %s: wrong appId, version or orderNo", body, signed)
+		// geth5faceid's body names the app webankAppId (docs/protocol.md §8.3).
+		if got[fieldWebankAppID] != "appId001" || got[fieldVersion] != "1.0.0" || got[fieldOrderNo] != "orderNo19959248596551" {
+			t.Errorf("signBody(%s) = %s: wrong webankAppId, version or orderNo", body, signed)
+		}
+		if _, ok := got[fieldAppID]; ok {
+			t.Errorf("signBody(%s) = %s: appId beside webankAppId", body, signed)
 		}
 	})
 	t.Run("h5_face_id signs the decoded name, passes on the raw one", func(t *testing.T) {

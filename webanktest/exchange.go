@@ -40,7 +40,9 @@ func newExchange(w http.ResponseWriter, r *http.Request) *exchange {
 // line: from the body of a JSON request, else from the query.
 func (x *exchange) ids() (appID, orderNo string) {
 	if x.body != nil {
-		appID, _ = x.body.str("appId")
+		if appID, _ = x.body.str("appId"); appID == "" {
+			appID, _ = x.body.str("webankAppId") // geth5faceid's
+		}
 		if orderNo, _ = x.body.str("orderNo"); orderNo == "" {
 			orderNo = x.query.Get("orderNo")
 		}

@@ -79,7 +79,7 @@ type launchParams struct {
 }
 
 // parseLaunch checks a launch request, in this order: what jsonRequest
-// checks, appId, orderNo, name, idNo, userId, version, sign and, if
+// checks, appId (webankAppId for geth5faceid), orderNo, name, idNo, userId, version, sign and, if
 // withNonce, nonce (non-empty JSON strings), sourcePhotoStr (absent or a
 // string) and sourcePhotoType (absent, or 1 or 2 as a string or a number),
 // the URL's orderNo if present being the body's, then the form of the
@@ -93,8 +93,12 @@ func parseLaunch(x *exchange, withNonce bool) (launchParams, error) {
 	if err != nil {
 		return p, err
 	}
+	appField := "appId"
+	if !withNonce { // geth5faceid names the app webankAppId (docs/protocol.md §8.3)
+		appField = "webankAppId"
+	}
 	fields := []stringField{
-		{"appId", &p.appID}, {"orderNo", &p.orderNo}, {"name", &p.name}, {"idNo", &p.idNo},
+		{appField, &p.appID}, {"orderNo", &p.orderNo}, {"name", &p.name}, {"idNo", &p.idNo},
 		{"userId", &p.userID}, {"version", &p.version}, {"sign", &p.sign},
 	}
 	if withNonce {

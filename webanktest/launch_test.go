@@ -31,18 +31,18 @@ func TestLaunchVectors(t *testing.T) {
 			"sign": "D7606F1741DDCF90757DA924EDCF152A200AC7F0",
 		}},
 		{name: "vector 4", path: PathH5FaceID, body: launch{
-			"appId": vectorApp, "orderNo": "19959248596551", "name": "testName", "idNo": "4300000000000",
+			"webankAppId": vectorApp, "orderNo": "19959248596551", "name": "testName", "idNo": "4300000000000",
 			"userId": "19959248596551", "version": "1.0.0", "sign": "11670F8BD6181CF71FB4656534253A0627D835CF",
 		}},
 		{name: "vector 7", path: PathH5FaceID, body: launch{
-			"appId": vectorApp, "orderNo": "orderNo19959248596551", "name": "testName", "idNo": "4300000000000",
+			"webankAppId": vectorApp, "orderNo": "orderNo19959248596551", "name": "testName", "idNo": "4300000000000",
 			"userId": "userID19959248596551", "version": "1.0.0", "sign": "EE57F7C1EDDE7B6BB0DFB54CD902836B8EB0575B",
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := fx.sendLaunch(tt.path, tt.body)
-			id := FaceID(tt.body["appId"], tt.body["orderNo"])
+			id := FaceID(tt.body["appId"]+tt.body["webankAppId"], tt.body["orderNo"])
 			if a.Code != "0" || a.Result.FaceID+a.Result.H5FaceID != id {
 				t.Errorf("answer = %+v, want code 0 and faceId %s", a, id)
 			}
@@ -171,7 +171,7 @@ func TestLaunchSignChecks(t *testing.T) {
 				{"other app's ticket", mk(otherTicket, "O4", "u1"), "400101"},
 				{"sign of another value set", orderNoSigned, "400101"},
 				{"sign of another user", mk(ticket, "O6", "u1").with("userId", "u2"), "400101"},
-				{"unknown app", mk(ticket, "O7", "u1").with("appId", "IDANOPE1"), "400103"},
+				{"unknown app", mk(ticket, "O7", "u1").with(appFieldOf(path), "IDANOPE1"), "400103"},
 			}
 			if path == PathH5FaceID {
 				// The seven values include name and idNo.

@@ -125,11 +125,19 @@ func newLaunch(ticket, orderNo, userID string) launch {
 // signed over its seven values with ticket.
 func newH5Launch(ticket, orderNo, userID string) launch {
 	l := launch{
-		"appId": testApp, "orderNo": orderNo, "name": "张三", "idNo": "11010119900307001X",
+		"webankAppId": testApp, "orderNo": orderNo, "name": "张三", "idNo": "11010119900307001X",
 		"userId": userID, "version": "1.0.0",
 	}
 	l["sign"] = sign(testApp, orderNo, l["name"], l["idNo"], userID, "1.0.0", ticket)
 	return l
+}
+
+// appFieldOf returns the name a launch body at path gives the app.
+func appFieldOf(path string) string {
+	if path == PathH5FaceID {
+		return "webankAppId"
+	}
+	return "appId"
 }
 
 // with returns a copy of l with key set to value.
