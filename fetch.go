@@ -208,16 +208,41 @@ func checkCode(step string, raw json.RawMessage, msg string, secrets ...string) 
 	if code == "0" {
 		return nil
 	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(msg, s) {
-			msg = "(message withheld)"
+	echoes := func(v string) bool {
+		for _, s := range secrets {
+			if s != "" && strings.Contains(v, s) {
+				return true
+			}
 		}
+		return false
+	}
+	if !isCode(code) || echoes(code) { // quoted in errors, logs and launch answers: only a code is
+		return fetchErr(step, "malformed", "answer's code is not a code (1 to 16 of [A-Za-z0-9_.-])")
+	}
+	if echoes(msg) {
+		msg = "(message withheld)"
 	}
 	if len(msg) > 200 {
 		msg = msg[:200]
 	}
 	return &tickets.FetchError{Step: step, Class: "code", Code: code,
 		Msg: fmt.Sprintf("endpoint answered code %q: %s", code, strings.ToValidUTF8(msg, ""))}
+}
+
+// isCode reports whether code reads as one of WeBank's codes ("15",
+// "400101", "-1304", "66660004"): 1 to 16 of [A-Za-z0-9_.-], too short to
+// be a secret, a token or a ticket.
+func isCode(code string) bool {
+	if len(code) == 0 || len(code) > 16 {
+		return false
+	}
+	for i := range len(code) {
+		c := code[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseExpireIn reads expire_in, which WeBank sends as a number or a string of

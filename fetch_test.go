@@ -66,6 +66,12 @@ func TestCheckCode(t *testing.T) {
 		{raw: `"1"`, msg: "bad secret " + secret, wantErr: "(message withheld)"},
 		{raw: ``, wantErr: "answer has no code"},
 		{raw: `{}`, wantErr: "answer has no code"},
+		{raw: `"-1304"`, msg: "x", wantErr: `code "-1304": x`},
+		// A code is quoted to clients and logs: one that is not a short
+		// code (too long, or holding what a secret could be) is not.
+		{raw: `"` + strings.Repeat("9", 40) + `"`, msg: "x", wantErr: "answer's code is not a code"},
+		{raw: `"` + secret + `"`, msg: "x", wantErr: "answer's code is not a code"},
+		{raw: `"1 2"`, msg: "x", wantErr: "answer's code is not a code"},
 	}
 	for _, tt := range tests {
 		err := checkCode("access token", json.RawMessage(tt.raw), tt.msg, secret)
