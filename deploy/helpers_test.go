@@ -101,6 +101,21 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// post sends a POST of a JSON body and returns the status and body.
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
 // wantGet checks that a GET of url answers status.
 func wantGet(t *testing.T, url string, status int) string {
 	t.Helper()

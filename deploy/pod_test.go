@@ -134,6 +134,15 @@ func TestKubernetesPod(t *testing.T) {
 	}
 
 	app := env.appURL(t, p)
+	// A launch and a callback check, answered by the sidecar with the
+	// app's token.
+	if code, body := post(t, app+"/webank/sdk_sign", `{"user_id":"POD_U1"}`); code != 200 || !strings.Contains(body, `"sign":"`) {
+		t.Errorf("sdk_sign answered %d %q, want 200 and a sign", code, body)
+	}
+	forged := `{"order_no":"POD001","code":"0","sign":"` + strings.Repeat("A", 40) + `"}`
+	if code, body := post(t, app+"/webank/verify", forged); code != 200 || !strings.Contains(body, `"valid":false`) {
+		t.Errorf("verify of a forged callback answered %d %q, want 200 and valid false", code, body)
+	}
 	for _, orderNo := range []string{"POD001", "POD002"} {
 		if body := wantGet(t, app+"/api/server/getOcrResult?order_no="+orderNo, 200); !strings.Contains(body, `"code":"0"`) {
 			t.Errorf("signed request answered %q, want WeBank's code 0", body)
